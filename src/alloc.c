@@ -1,0 +1,335 @@
+/* alloc.c: the public malloc family (vam_*), with the fast paths.
+ *
+ * malloc fast path: size -> bin by table, heap->direct[bin]->free non-NULL,
+ * pop.  free fast path: chunk-map says "ours", mask to the chunk, find the
+ * page, page->local_owner is this thread's heap, push.  Everything else
+ * (first use, empty list, full page, other thread, large, huge, foreign
+ * pointer) goes to a slow path in this file. */
+#include <stdlib.h>
+#include "internal.h"
+
+#define VAM_MAX_REQUEST ((size_t)PTRDIFF_MAX)
+#define VAM_MAX_ALIGN ((size_t)1 << 40)
+
+static vam_cold void *fail_enomem(void) {
+  VAM_COUNT(enomem_returns);
+  errno = ENOMEM;
+  return NULL;
+}
+
+void vam__corruption(const char *what, const void *p) {
+  VAM_COUNT(invalid_frees);
+  if (vam__options.on_corruption == VAM_CORRUPT_IGNORE) return;
+  char hex[2 + 16 + 1] = "0x";
+  uintptr_t v = (uintptr_t)p;
+  for (int i = 0; i < 16; i++) hex[2 + i] = "0123456789abcdef"[(v >> (60 - 4 * i)) & 15];
+  hex[18] = 0;
+  vam__log("heap corruption detected: ", what, " ", hex,
+           vam__options.on_corruption == VAM_CORRUPT_ABORT
+               ? " (aborting; VAMALLOC_ON_CORRUPTION=warn to continue)"
+               : " (ignored)",
+           NULL);
+  if (vam__options.on_corruption == VAM_CORRUPT_ABORT) abort();
+}
+
+/* ---- allocation ------------------------------------------------------------- */
+
+static void *alloc_large(size_t size, size_t align, bool zero) {
+  size_t units = (size + VAM_UNIT_SIZE - 1) >> VAM_UNIT_SHIFT;
+  size_t align_units = align > VAM_UNIT_SIZE ? align >> VAM_UNIT_SHIFT : 1;
+  bool zeroed = false;
+  vam_page_t *pg = vam__span_alloc(units, align_units, &zeroed);
+  if (pg == NULL) return NULL;
+  pg->kind = VAM_PAGE_LARGE;
+  pg->block_size = (uint32_t)(units * VAM_UNIT_SIZE);
+  pg->used = 1;
+  pg->zeroed = zeroed;
+  VAM_COUNT(large_allocs);
+  VAM_GAUGE(large_bytes, pg->block_size);
+  if (zero && !zeroed) memset(pg->start, 0, size);
+  return pg->start;
+}
+
+/* Every allocation that is not a fast-path hit. `align` is a power of two;
+ * 0 or <= 16 means the natural alignment of the size class. */
+static vam_noinline void *alloc_generic(size_t size, size_t align, bool zero) {
+  int saved_errno = errno;
+  void *p = NULL;
+  if (size > VAM_MAX_REQUEST || align > VAM_MAX_ALIGN) return fail_enomem();
+  if (align <= 16) align = 0;
+  size_t small_size = align ? vam_align_up(size ? size : 1, align) : size;
+  if (small_size <= VAM_SMALL_MAX && align <= VAM_UNIT_SIZE) {
+    /* A class that is a multiple of align is aligned (sizeclass.c). */
+    size_t bin = vam__bin_of(small_size);
+    bool locked;
+    vam_heap_t *heap = vam__heap_for_slow_path(&locked);
+    vam_page_t *pg = heap->direct[bin];
+    if (pg->free) {
+      vam_block_t *b = pg->free;
+      pg->free = b->next;
+      pg->used++;
+      heap->counters.bin_mallocs[bin]++;
+      p = b;
+    } else {
+      p = vam__heap_malloc_small_slow(heap, bin);
+    }
+    vam__heap_unlock_shared(locked);
+    if (p && zero) memset(p, 0, vam__bin_size[bin]);
+  } else if (size <= VAM_LARGE_MAX && align < VAM_CHUNK_SIZE / 2) {
+    vam__ensure_init();
+    p = alloc_large(size ? size : 1, align, zero);
+  } else {
+    vam__ensure_init();
+    p = vam__huge_alloc(size ? size : 1, align, zero);
+  }
+  if (p == NULL) return fail_enomem();
+  errno = saved_errno;
+  return p;
+}
+
+void *vam__malloc_slow(size_t size) { return alloc_generic(size, 0, false); }
+
+VAM_API void *vam_malloc(size_t size) {
+  if (vam_likely(size <= VAM_FAST_MAX)) {
+    vam_heap_t *heap = vam__tls_heap;
+    size_t bin = vam__bin_of_small[(size + 7) >> 3];
+    vam_page_t *pg = heap->direct[bin];
+    vam_block_t *b = pg->free;
+    if (vam_likely(b != NULL)) {
+      pg->free = b->next;
+      pg->used++;
+      heap->counters.bin_mallocs[bin]++;
+      return b;
+    }
+  }
+  return alloc_generic(size, 0, false);
+}
+
+VAM_API void *vam_calloc(size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) return fail_enomem();
+  VAM_COUNT(calloc_calls);
+  return alloc_generic(total, 0, true);
+}
+
+/* ---- free ------------------------------------------------------------------ */
+
+static vam_noinline void free_generic(void *p) {
+  if (p == NULL) return;
+  uintptr_t a = (uintptr_t)p;
+  unsigned kind = vam__chunkmap_kind(a);
+  if (kind == VAM_MAP_CHUNK) {
+    vam_chunk_t *c = vam__chunk_of(p);
+    vam_page_t *pg = vam__page_of(c, p);
+    if (pg->kind == VAM_PAGE_SMALL) {
+      size_t off = (size_t)((uint8_t *)p - pg->start);
+      if (off % pg->block_size != 0 || off / pg->block_size >= pg->capacity) {
+        vam__corruption("free of a pointer inside a block", p);
+        return;
+      }
+      if ((vam_block_t *)p == pg->free) {
+        vam__corruption("double free", p);
+        return;
+      }
+      vam__heap_free_slow_small(pg, p);
+      return;
+    }
+    if (pg->kind == VAM_PAGE_LARGE && (uint8_t *)p == pg->start) {
+      VAM_GAUGE(large_bytes, -(int64_t)pg->block_size);
+      VAM_COUNT(large_frees);
+      vam__span_free(pg);
+      return;
+    }
+    vam__corruption("free of a pointer that is not a live block", p);
+    return;
+  }
+  if (kind == VAM_MAP_HUGE_HEAD || kind == VAM_MAP_HUGE_USER) {
+    vam_huge_t *h = vam__huge_of(p);
+    if (h) {
+      vam__huge_free(h);
+      return;
+    }
+    vam__corruption("free of a pointer inside a huge object", p);
+    return;
+  }
+  /* Not ours: memory from before the preload or from another allocator.
+   * Touching it could only do harm; count it and move on. */
+  VAM_COUNT(foreign_frees);
+}
+
+VAM_API void vam_free(void *p) {
+  uintptr_t a = (uintptr_t)p;
+  if (vam_likely(vam__chunkmap_kind(a) == VAM_MAP_CHUNK)) {
+    vam_chunk_t *c = vam__chunk_of(p);
+    vam_page_t *pg = vam__page_of(c, p);
+    vam_heap_t *heap = vam__tls_heap;
+    if (vam_likely(pg->local_owner == heap)) {
+      vam_block_t *b = p;
+      b->next = pg->free;
+      pg->free = b;
+      heap->counters.frees++;
+      if (vam_unlikely(--pg->used == 0)) vam__heap_page_empty(heap, pg);
+      return;
+    }
+  }
+  free_generic(p);
+}
+
+VAM_API void vam_free_sized(void *p, size_t size) {
+  (void)size;
+  vam_free(p);
+}
+
+VAM_API void vam_free_aligned_sized(void *p, size_t alignment, size_t size) {
+  (void)alignment;
+  (void)size;
+  vam_free(p);
+}
+
+/* ---- sizes ------------------------------------------------------------------ */
+
+/* Usable size of a live block, 0 when p is NULL or not ours. */
+static size_t usable_size(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  unsigned kind = vam__chunkmap_kind(a);
+  if (kind == VAM_MAP_CHUNK) {
+    vam_chunk_t *c = vam__chunk_of(p);
+    vam_page_t *pg = vam__page_of(c, p);
+    if (pg->kind == VAM_PAGE_SMALL) {
+      size_t off = (size_t)((const uint8_t *)p - pg->start);
+      return off % pg->block_size == 0 ? pg->block_size : 0;
+    }
+    if (pg->kind == VAM_PAGE_LARGE && (const uint8_t *)p == pg->start) return pg->block_size;
+    return 0;
+  }
+  if (kind == VAM_MAP_HUGE_HEAD || kind == VAM_MAP_HUGE_USER) {
+    vam_huge_t *h = vam__huge_of(p);
+    return h ? h->usable : 0;
+  }
+  return 0;
+}
+
+VAM_API size_t vam_usable_size(const void *p) {
+  if (p == NULL) return 0;
+  size_t n = usable_size(p);
+  if (n == 0) VAM_COUNT(foreign_frees);
+  return n;
+}
+
+/* ---- realloc ---------------------------------------------------------------- */
+
+VAM_API void *vam_realloc(void *p, size_t size) {
+  if (p == NULL) return vam_malloc(size);
+  if (size > VAM_MAX_REQUEST) return fail_enomem();
+  VAM_COUNT(realloc_calls);
+  size_t old = usable_size(p);
+  if (old == 0) {
+    /* Not ours: we cannot know how much to copy, so refuse rather than
+     * guess; the caller's block is untouched. */
+    VAM_COUNT(foreign_frees);
+    errno = EINVAL;
+    return NULL;
+  }
+  if (size <= old) {
+    /* Shrink in place unless that would strand more than half the block
+     * (for small blocks) or whole units (large) that another size can use. */
+    if (old <= VAM_SMALL_MAX ? size >= old / 2 : size > old - VAM_UNIT_SIZE) return p;
+  }
+  unsigned kind = vam__chunkmap_kind((uintptr_t)p);
+  if (kind == VAM_MAP_CHUNK && size > old && size <= VAM_LARGE_MAX) {
+    vam_page_t *pg = vam__page_of(vam__chunk_of(p), p);
+    if (pg->kind == VAM_PAGE_LARGE) {
+      size_t units = (size + VAM_UNIT_SIZE - 1) >> VAM_UNIT_SHIFT;
+      if (vam__span_try_grow(pg, units)) {
+        size_t grown = units * VAM_UNIT_SIZE - pg->block_size;
+        pg->block_size = (uint32_t)(units * VAM_UNIT_SIZE);
+        VAM_GAUGE(large_bytes, grown);
+        return p;
+      }
+    }
+  } else if (kind != VAM_MAP_CHUNK && size > VAM_LARGE_MAX) {
+    vam_huge_t *h = vam__huge_of(p);
+    if (h && vam__huge_realloc(h, size)) return p;
+  }
+  void *q = alloc_generic(size, 0, false);
+  if (q == NULL) return NULL; /* errno = ENOMEM; p untouched */
+  memcpy(q, p, old < size ? old : size);
+  vam_free(p);
+  return q;
+}
+
+VAM_API void *vam_reallocarray(void *p, size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) return fail_enomem();
+  return vam_realloc(p, total);
+}
+
+/* ---- aligned ---------------------------------------------------------------- */
+
+static void *aligned(size_t align, size_t size) {
+  VAM_COUNT(aligned_calls);
+  return alloc_generic(size, align, false);
+}
+
+VAM_API int vam_posix_memalign(void **memptr, size_t alignment, size_t size) {
+  if (alignment < sizeof(void *) || !vam_is_pow2(alignment)) return EINVAL;
+  int saved = errno;
+  void *p = aligned(alignment, size);
+  if (p == NULL) {
+    errno = saved;
+    return ENOMEM;
+  }
+  *memptr = p;
+  return 0;
+}
+
+VAM_API void *vam_aligned_alloc(size_t alignment, size_t size) {
+  if (!vam_is_pow2(alignment)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return aligned(alignment, size);
+}
+
+VAM_API void *vam_memalign(size_t alignment, size_t size) {
+  if (!vam_is_pow2(alignment)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return aligned(alignment, size);
+}
+
+VAM_API void *vam_valloc(size_t size) {
+  vam__ensure_init();
+  return aligned(vam__os_config.page_size, size);
+}
+
+VAM_API void *vam_pvalloc(size_t size) {
+  vam__ensure_init();
+  size_t page = vam__os_config.page_size;
+  if (size > VAM_MAX_REQUEST) return fail_enomem();
+  return aligned(page, size ? vam_align_up(size, page) : page);
+}
+
+/* Hidden aliases, so override.c's standard names reach these functions by a
+ * direct jump rather than through the PLT. */
+#if defined(__GNUC__) && !defined(__clang__)
+/* The aliases are only ever called, never compared, so dropping the malloc
+ * attribute on them is harmless. */
+#pragma GCC diagnostic ignored "-Wmissing-attributes"
+#endif
+#define VAM_HIDDEN_ALIAS(name) \
+  extern __typeof(name) name##__h __attribute__((alias(#name), visibility("hidden")));
+VAM_HIDDEN_ALIAS(vam_malloc)
+VAM_HIDDEN_ALIAS(vam_free)
+VAM_HIDDEN_ALIAS(vam_calloc)
+VAM_HIDDEN_ALIAS(vam_realloc)
+VAM_HIDDEN_ALIAS(vam_reallocarray)
+VAM_HIDDEN_ALIAS(vam_posix_memalign)
+VAM_HIDDEN_ALIAS(vam_aligned_alloc)
+VAM_HIDDEN_ALIAS(vam_memalign)
+VAM_HIDDEN_ALIAS(vam_valloc)
+VAM_HIDDEN_ALIAS(vam_pvalloc)
+VAM_HIDDEN_ALIAS(vam_usable_size)
+VAM_HIDDEN_ALIAS(vam_free_sized)
+VAM_HIDDEN_ALIAS(vam_free_aligned_sized)

@@ -1,0 +1,214 @@
+/* chunk.c: 4 MiB chunks and the spans of 32 KiB units carved from them.
+ *
+ * Every chunk lives on one list under vam__chunk_lock; a span is found by a
+ * first-fit scan of each chunk's 128-bit used map (chunks with too few free
+ * units are skipped on a counter).  Span allocation happens once per slab or
+ * large object, never on a fast path, so one lock is affordable; the lock
+ * is never held across a kernel call that can sleep in the retry loop,
+ * except the decommit of a chunk that just became empty.
+ *
+ * A chunk whose units are all free is decommitted (one madvise for the
+ * whole chunk, which never splits a VMA) and kept in a small cache; past
+ * VAMALLOC_CHUNK_CACHE it is unmapped.  If the kernel refuses the unmap the
+ * chunk simply stays cached: the books never disagree with the mappings.
+ * When the OS refuses a new chunk, cached chunks are released and pooled
+ * heaps are drained before the caller sees ENOMEM. */
+#include "internal.h"
+
+pthread_mutex_t vam__chunk_lock = PTHREAD_MUTEX_INITIALIZER;
+static vam_chunk_t *chunks;       /* chunks with at least one used unit */
+static vam_chunk_t *empty_chunks; /* fully free, decommitted (or not) */
+static size_t empty_count;
+
+static inline bool bit_get(const uint64_t *m, size_t i) { return (m[i >> 6] >> (i & 63)) & 1; }
+static inline void bits_set(uint64_t *m, size_t from, size_t n) {
+  for (size_t i = from; i < from + n; i++) m[i >> 6] |= (uint64_t)1 << (i & 63);
+}
+static inline void bits_clear(uint64_t *m, size_t from, size_t n) {
+  for (size_t i = from; i < from + n; i++) m[i >> 6] &= ~((uint64_t)1 << (i & 63));
+}
+static inline bool bits_any(const uint64_t *m, size_t from, size_t n) {
+  for (size_t i = from; i < from + n; i++)
+    if (bit_get(m, i)) return true;
+  return false;
+}
+
+static void list_push(vam_chunk_t **list, vam_chunk_t *c) {
+  c->prev = NULL;
+  c->next = *list;
+  if (*list) (*list)->prev = c;
+  *list = c;
+}
+static void list_remove(vam_chunk_t **list, vam_chunk_t *c) {
+  if (c->prev) c->prev->next = c->next;
+  else *list = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->next = c->prev = NULL;
+}
+
+/* First run of n free units starting at a multiple of align (in units). */
+static size_t find_run(vam_chunk_t *c, size_t n, size_t align) {
+  size_t start = align > 1 ? align : 1;
+  while (start + n <= VAM_UNITS) {
+    size_t i = start;
+    while (i < start + n && !bit_get(c->used_map, i)) i++;
+    if (i == start + n) return start;
+    start = vam_align_up(i + 1, align);
+  }
+  return 0;
+}
+
+static vam_chunk_t *chunk_new(void) {
+  void *p = NULL;
+  int err = vam__os_reserve(VAM_CHUNK_SIZE, VAM_CHUNK_SIZE, &p);
+  if (err) return NULL;
+  if (vam__chunkmap_set((uintptr_t)p, VAM_MAP_CHUNK) != 0) {
+    vam__os_release(p, VAM_CHUNK_SIZE);
+    return NULL;
+  }
+  vam_chunk_t *c = p; /* fresh mapping: header reads as zeroes */
+  c->magic = VAM_CHUNK_MAGIC;
+  c->free_units = VAM_UNITS - 1;
+  bits_set(c->used_map, 0, 1);
+  bits_set(c->dirty_map, 0, 1);
+  VAM_COUNT(chunks_reserved);
+  VAM_GAUGE(reserved_bytes, VAM_CHUNK_SIZE);
+  return c;
+}
+
+/* Unmap a chunk; called with the lock held. Returns false if the kernel said no. */
+static bool chunk_unmap(vam_chunk_t *c) {
+  void *base = c;
+  vam__chunkmap_set((uintptr_t)base, VAM_MAP_NONE);
+  if (vam__os_release(base, VAM_CHUNK_SIZE) != 0) {
+    /* munmap refused (e.g. ENOMEM at vm.max_map_count): keep it as ours. */
+    vam__chunkmap_set((uintptr_t)base, VAM_MAP_CHUNK);
+    VAM_COUNT(chunk_release_failures);
+    return false;
+  }
+  VAM_COUNT(chunks_released);
+  VAM_GAUGE(reserved_bytes, -(int64_t)VAM_CHUNK_SIZE);
+  return true;
+}
+
+void vam__chunk_release_cached(void) {
+  pthread_mutex_lock(&vam__chunk_lock);
+  vam_chunk_t *c = empty_chunks, *keep = NULL;
+  while (c) {
+    vam_chunk_t *next = c->next;
+    list_remove(&empty_chunks, c);
+    empty_count--;
+    if (!chunk_unmap(c)) {
+      c->next = keep;
+      keep = c;
+    }
+    c = next;
+  }
+  while (keep) {
+    vam_chunk_t *next = keep->next;
+    list_push(&empty_chunks, keep);
+    empty_count++;
+    keep = next;
+  }
+  pthread_mutex_unlock(&vam__chunk_lock);
+}
+
+static vam_page_t *carve(vam_chunk_t *c, size_t start, size_t n, bool *zeroed) {
+  bits_set(c->used_map, start, n);
+  if (zeroed) *zeroed = !bits_any(c->dirty_map, start, n);
+  bits_set(c->dirty_map, start, n);
+  c->free_units -= (uint32_t)n;
+  for (size_t i = start; i < start + n; i++) c->page_of_unit[i] = (uint8_t)start;
+  vam_page_t *pg = &c->pages[start];
+  memset(pg, 0, sizeof *pg);
+  pg->units = (uint16_t)n;
+  pg->start = (uint8_t *)c + start * VAM_UNIT_SIZE;
+  VAM_GAUGE(committed_bytes, n * VAM_UNIT_SIZE);
+  return pg;
+}
+
+static vam_page_t *span_alloc_locked(size_t units, size_t align_units, bool *zeroed) {
+  for (vam_chunk_t *c = chunks; c; c = c->next) {
+    if (c->free_units < units) continue;
+    size_t start = find_run(c, units, align_units);
+    if (start) return carve(c, start, units, zeroed);
+  }
+  vam_chunk_t *c = empty_chunks;
+  if (c) {
+    list_remove(&empty_chunks, c);
+    empty_count--;
+  } else {
+    c = chunk_new();
+    if (c == NULL) return NULL;
+  }
+  list_push(&chunks, c);
+  size_t start = find_run(c, units, align_units);
+  return start ? carve(c, start, units, zeroed) : NULL;
+}
+
+vam_page_t *vam__span_alloc(size_t units, size_t align_units, bool *zeroed) {
+  if (align_units == 0) align_units = 1;
+  if (units == 0 || units >= VAM_UNITS || align_units >= VAM_UNITS) return NULL;
+  pthread_mutex_lock(&vam__chunk_lock);
+  vam_page_t *pg = span_alloc_locked(units, align_units, zeroed);
+  pthread_mutex_unlock(&vam__chunk_lock);
+  if (pg) return pg;
+  /* Out of memory: give back what is held unused, then try once more. */
+  vam__heap_pool_collect();
+  vam__chunk_release_cached();
+  pthread_mutex_lock(&vam__chunk_lock);
+  pg = span_alloc_locked(units, align_units, zeroed);
+  pthread_mutex_unlock(&vam__chunk_lock);
+  if (pg) VAM_COUNT(fallback_allocs);
+  return pg;
+}
+
+void vam__span_free(vam_page_t *pg) {
+  vam_chunk_t *c = vam__chunk_of(pg);
+  size_t start = (size_t)(pg - c->pages), n = pg->units;
+  pthread_mutex_lock(&vam__chunk_lock);
+  memset(pg, 0, sizeof *pg);
+  for (size_t i = start; i < start + n; i++) c->page_of_unit[i] = 0;
+  bits_clear(c->used_map, start, n);
+  c->free_units += (uint32_t)n;
+  VAM_GAUGE(committed_bytes, -(int64_t)(n * VAM_UNIT_SIZE));
+  if (c->free_units == VAM_UNITS - 1) {
+    list_remove(&chunks, c);
+    if (empty_count < vam__options.chunk_cache) {
+      /* Keep it, but give its pages back: one madvise for the whole range. */
+      bool zeroed = false;
+      uint8_t *from = (uint8_t *)c + VAM_UNIT_SIZE;
+      if (vam__os_decommit(from, VAM_CHUNK_SIZE - VAM_UNIT_SIZE, &zeroed) == 0 && zeroed) {
+        bits_clear(c->dirty_map, 1, VAM_UNITS - 1);
+      } else {
+        VAM_COUNT(decommit_failures);
+      }
+      list_push(&empty_chunks, c);
+      empty_count++;
+    } else if (!chunk_unmap(c)) {
+      list_push(&empty_chunks, c);
+      empty_count++;
+    }
+  }
+  pthread_mutex_unlock(&vam__chunk_lock);
+}
+
+bool vam__span_try_grow(vam_page_t *pg, size_t new_units) {
+  vam_chunk_t *c = vam__chunk_of(pg);
+  size_t start = (size_t)(pg - c->pages), n = pg->units;
+  if (new_units <= n) return true;
+  if (start + new_units > VAM_UNITS) return false;
+  bool ok = false;
+  pthread_mutex_lock(&vam__chunk_lock);
+  if (!bits_any(c->used_map, start + n, new_units - n)) {
+    bits_set(c->used_map, start + n, new_units - n);
+    bits_set(c->dirty_map, start + n, new_units - n);
+    for (size_t i = start + n; i < start + new_units; i++) c->page_of_unit[i] = (uint8_t)start;
+    c->free_units -= (uint32_t)(new_units - n);
+    VAM_GAUGE(committed_bytes, (new_units - n) * VAM_UNIT_SIZE);
+    pg->units = (uint16_t)new_units;
+    ok = true;
+  }
+  pthread_mutex_unlock(&vam__chunk_lock);
+  return ok;
+}

@@ -1,0 +1,304 @@
+/* heap.c: thread heaps.
+ *
+ * Each thread allocates from its own heap without locks or atomics.  A new
+ * thread starts on the static empty heap, whose every bin points at one
+ * empty page, so the fast path's "free list empty?" test also catches "this
+ * thread has no heap yet" and no separate initialisation check is needed.
+ *
+ * Heaps are never unmapped.  When a thread exits, its empty pages go back
+ * to their chunks and the heap, still owning its partly used pages, goes to
+ * a pool; the next new thread takes it over whole.  Because a heap outlives
+ * its thread, a block can be freed by any thread at any time: the free lands
+ * on the page's remote list and the heap finds it later.  Any thread that
+ * runs short of memory drains pooled heaps first (vam__heap_pool_collect).
+ *
+ * A thread that allocates after its heap was handed back (other libraries'
+ * TLS destructors do) uses one shared heap under a lock. */
+#include "internal.h"
+
+vam_page_t vam__empty_page;
+vam_heap_t vam__empty_heap = {.direct = {[0 ... VAM_BINS - 1] = &vam__empty_page}};
+__thread vam_heap_t *vam__tls_heap = &vam__empty_heap;
+
+enum { TLS_FRESH = 0, TLS_ACTIVE = 1, TLS_DONE = 2 };
+static __thread uint8_t tls_state;
+
+static pthread_key_t heap_key;
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static vam_heap_t *pool;
+static vam_heap_t *all_heaps;
+static vam_heap_t shared_heap = {.direct = {[0 ... VAM_BINS - 1] = &vam__empty_page},
+                                 .is_shared = true};
+
+/* ---- page queues ----------------------------------------------------------- */
+static void queue_push_front(vam_page_queue_t *q, vam_page_t *pg) {
+  pg->prev = NULL;
+  pg->next = q->head;
+  if (q->head) q->head->prev = pg;
+  else q->tail = pg;
+  q->head = pg;
+}
+static void queue_push_back(vam_page_queue_t *q, vam_page_t *pg) {
+  pg->next = NULL;
+  pg->prev = q->tail;
+  if (q->tail) q->tail->next = pg;
+  else q->head = pg;
+  q->tail = pg;
+}
+static void queue_remove(vam_page_queue_t *q, vam_page_t *pg) {
+  if (pg->prev) pg->prev->next = pg->next;
+  else q->head = pg->next;
+  if (pg->next) pg->next->prev = pg->prev;
+  else q->tail = pg->prev;
+  pg->next = pg->prev = NULL;
+}
+static void set_direct(vam_heap_t *heap, size_t bin) {
+  vam_page_t *head = heap->queues[bin].head;
+  heap->direct[bin] = head ? head : &vam__empty_page;
+}
+
+static void page_to_full(vam_heap_t *heap, vam_page_t *pg) {
+  queue_remove(&heap->queues[pg->bin], pg);
+  queue_push_back(&heap->full, pg);
+  pg->in_full = 1;
+  pg->local_owner = NULL; /* frees into a full page go to the slow path */
+}
+
+static void page_from_full(vam_heap_t *heap, vam_page_t *pg) {
+  queue_remove(&heap->full, pg);
+  pg->in_full = 0;
+  pg->local_owner = heap;
+  queue_push_back(&heap->queues[pg->bin], pg);
+  if (heap->direct[pg->bin] == &vam__empty_page) set_direct(heap, pg->bin);
+}
+
+static void page_release(vam_heap_t *heap, vam_page_t *pg) {
+  size_t bin = pg->bin;
+  queue_remove(&heap->queues[bin], pg);
+  set_direct(heap, bin);
+  heap->page_count--;
+  VAM_COUNT(pages_released);
+  vam__span_free(pg);
+}
+
+/* A page whose blocks all came back.  Keep it while it heads its bin (the
+ * next malloc of that size would only fetch another), otherwise give the
+ * span back to its chunk. */
+void vam__heap_page_empty(vam_heap_t *heap, vam_page_t *pg) {
+  if (pg->in_full) page_from_full(heap, pg);
+  if (heap->direct[pg->bin] == pg) return;
+  page_release(heap, pg);
+}
+
+/* Take in the frees other threads made into this heap's pages. */
+static void drain_remote(vam_heap_t *heap) {
+  if (vam_load_relaxed(&heap->remote_pages) == NULL) return;
+  vam_page_t *pg = vam_exchange_acq_rel(&heap->remote_pages, NULL);
+  while (pg) {
+    vam_page_t *next = pg->remote_next;
+    vam__page_collect_remote(pg);
+    if (pg->in_full) page_from_full(heap, pg);
+    if (pg->used == 0) vam__heap_page_empty(heap, pg);
+    pg = next;
+  }
+}
+
+static inline void *page_pop(vam_heap_t *heap, vam_page_t *pg, size_t bin) {
+  vam_block_t *b = pg->free;
+  pg->free = b->next;
+  pg->used++;
+  heap->counters.bin_mallocs[bin]++;
+  return b;
+}
+
+void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
+  drain_remote(heap);
+  vam_page_queue_t *q = &heap->queues[bin];
+  vam_page_t *pg = q->head;
+  while (pg) {
+    vam_page_t *next = pg->next;
+    if (pg->free != NULL || vam__page_extend(pg)) {
+      if (pg != q->head) {
+        queue_remove(q, pg);
+        queue_push_front(q, pg);
+      }
+      heap->direct[bin] = pg;
+      return page_pop(heap, pg, bin);
+    }
+    page_to_full(heap, pg);
+    pg = next;
+  }
+  pg = vam__span_alloc(vam__bin_units[bin], 1, NULL);
+  if (pg == NULL) {
+    set_direct(heap, bin);
+    return NULL;
+  }
+  VAM_COUNT(pages_acquired);
+  vam__page_init_small(pg, bin, heap);
+  heap->page_count++;
+  queue_push_front(q, pg);
+  heap->direct[bin] = pg;
+  vam__page_extend(pg);
+  return page_pop(heap, pg, bin);
+}
+
+void vam__heap_free_slow_small(vam_page_t *pg, vam_block_t *b) {
+  vam_heap_t *heap = vam__tls_heap;
+  if (pg->heap == heap) {
+    /* Our own page, parked on the full list: it has room again. */
+    b->next = pg->free;
+    pg->free = b;
+    pg->used--;
+    heap->counters.frees++;
+    if (pg->in_full) page_from_full(heap, pg);
+    if (pg->used == 0) vam__heap_page_empty(heap, pg);
+    return;
+  }
+  VAM_COUNT(remote_frees);
+  vam__page_remote_free(pg, b);
+}
+
+/* Give back every empty page of a heap (used at thread exit and by the pool
+ * collector).  Pages still holding blocks stay with the heap. */
+static void heap_trim(vam_heap_t *heap) {
+  drain_remote(heap);
+  for (size_t bin = 1; bin < VAM_BINS; bin++) {
+    vam_page_t *pg = heap->queues[bin].head;
+    while (pg) {
+      vam_page_t *next = pg->next;
+      if (pg->used == 0) page_release(heap, pg);
+      pg = next;
+    }
+  }
+}
+
+static void heap_reset_empty(vam_heap_t *heap) {
+  for (size_t bin = 0; bin < VAM_BINS; bin++) heap->direct[bin] = &vam__empty_page;
+}
+
+static vam_heap_t *heap_acquire(void) {
+  pthread_mutex_lock(&pool_lock);
+  vam_heap_t *heap = pool;
+  if (heap) pool = heap->pool_next;
+  pthread_mutex_unlock(&pool_lock);
+  if (heap) {
+    heap->pool_next = NULL;
+    VAM_COUNT(heaps_reused);
+  } else {
+    heap = vam__meta_alloc(sizeof(vam_heap_t));
+    if (heap == NULL) return NULL;
+    heap_reset_empty(heap);
+    pthread_mutex_lock(&pool_lock);
+    heap->all_next = all_heaps;
+    all_heaps = heap;
+    pthread_mutex_unlock(&pool_lock);
+    VAM_COUNT(heaps_created);
+  }
+  VAM_GAUGE(live_heaps, 1);
+  return heap;
+}
+
+static void pool_push(vam_heap_t *heap) {
+  pthread_mutex_lock(&pool_lock);
+  heap->pool_next = pool;
+  pool = heap;
+  pthread_mutex_unlock(&pool_lock);
+}
+
+static void heap_thread_exit(void *arg) {
+  vam_heap_t *heap = arg;
+  tls_state = TLS_DONE;
+  vam__tls_heap = &vam__empty_heap;
+  if (heap == NULL || heap == &vam__empty_heap) return;
+  heap_trim(heap);
+  VAM_GAUGE(live_heaps, -1);
+  pool_push(heap);
+}
+
+void vam__heap_thread_init(void) {
+  if (tls_state != TLS_FRESH) return;
+  vam_heap_t *heap = heap_acquire();
+  if (heap == NULL) return; /* stays on the shared heap; retried next time */
+  tls_state = TLS_ACTIVE;
+  vam__tls_heap = heap;
+  /* May allocate (glibc's second-level key array): the heap is in place. */
+  if (vam__init_key_ready()) pthread_setspecific(heap_key, heap);
+}
+
+vam_heap_t *vam__heap_for_slow_path(bool *locked) {
+  *locked = false;
+  vam_heap_t *heap = vam__tls_heap;
+  if (vam_likely(heap != &vam__empty_heap)) return heap;
+  vam__ensure_init();
+  if (tls_state == TLS_FRESH) {
+    vam__heap_thread_init();
+    heap = vam__tls_heap;
+    if (heap != &vam__empty_heap) return heap;
+  }
+  pthread_mutex_lock(&shared_lock);
+  *locked = true;
+  return &shared_heap;
+}
+
+void vam__heap_unlock_shared(bool locked) {
+  if (locked) pthread_mutex_unlock(&shared_lock);
+}
+
+void vam__heap_pool_collect(void) {
+  pthread_mutex_lock(&pool_lock);
+  vam_heap_t *list = pool;
+  pool = NULL;
+  pthread_mutex_unlock(&pool_lock);
+  while (list) {
+    vam_heap_t *next = list->pool_next;
+    heap_trim(list);
+    pool_push(list);
+    list = next;
+  }
+  if (pthread_mutex_trylock(&shared_lock) == 0) {
+    heap_trim(&shared_heap);
+    pthread_mutex_unlock(&shared_lock);
+  }
+}
+
+void vam__heap_sum_counters(uint64_t *bin_mallocs, uint64_t *frees) {
+  pthread_mutex_lock(&pool_lock);
+  for (vam_heap_t *h = all_heaps; h; h = h->all_next) {
+    for (size_t b = 0; b < VAM_BINS; b++) bin_mallocs[b] += h->counters.bin_mallocs[b];
+    *frees += h->counters.frees;
+  }
+  pthread_mutex_unlock(&pool_lock);
+  for (size_t b = 0; b < VAM_BINS; b++) bin_mallocs[b] += shared_heap.counters.bin_mallocs[b];
+  *frees += shared_heap.counters.frees;
+}
+
+int vam__heap_init(void) {
+  return pthread_key_create(&heap_key, heap_thread_exit);
+}
+
+/* fork: hold every lock across fork() so the child never inherits one held
+ * by a thread that does not exist there. */
+void vam__heap_fork_prepare(void) {
+  pthread_mutex_lock(&shared_lock); /* the order every other path takes */
+  pthread_mutex_lock(&pool_lock);
+}
+void vam__heap_fork_parent(void) {
+  pthread_mutex_unlock(&pool_lock);
+  pthread_mutex_unlock(&shared_lock);
+}
+void vam__heap_fork_child(void) {
+  pthread_mutex_init(&shared_lock, NULL);
+  pthread_mutex_init(&pool_lock, NULL);
+  /* Heaps of threads that did not come along are free for reuse. */
+  vam_heap_t *mine = vam__tls_heap;
+  for (vam_heap_t *h = all_heaps; h; h = h->all_next) {
+    bool pooled = false;
+    for (vam_heap_t *p = pool; p; p = p->pool_next)
+      if (p == h) pooled = true;
+    if (!pooled && h != mine) {
+      h->pool_next = pool;
+      pool = h;
+    }
+  }
+}

@@ -1,0 +1,208 @@
+/* internal.h: prototypes shared between the core's files, grouped by the file
+ * that defines them, plus the two declared-once tables (options, stats).
+ *
+ * Layering (see src/README.md): os -> meta, chunkmap -> chunk -> page ->
+ * heap -> huge, alloc -> override.  Calls point one way only.
+ * Every cross-file symbol is prefixed vam__ so the static library exports
+ * nothing outside the vam_ namespace. */
+#ifndef VAM_INTERNAL_H
+#define VAM_INTERNAL_H
+
+#include <errno.h>
+#include <string.h>
+#include "types.h"
+#include "os/os.h"
+#include "vamalloc.h"
+
+#define vam_likely(x) __builtin_expect(!!(x), 1)
+#define vam_unlikely(x) __builtin_expect(!!(x), 0)
+#define vam_noinline __attribute__((noinline))
+#define vam_cold __attribute__((cold, noinline))
+
+static inline size_t vam_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+static inline bool vam_is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; }
+
+/* ---- options.c: the options table -----------------------------------------
+ * X(NAME, field, type, default, min, max, values, description)
+ *   type bool: 0/1 (also true/false, yes/no, on/off)
+ *   type uint: decimal in [min, max]
+ *   type size: bytes with optional K/M/G suffix, in [min, max]
+ *   type enum: one of the '|'-separated values, or its index */
+#define VAM_OPTIONS(X)                                                                      \
+  X(STATS, stats, enum, 0, 0, 2, "off|text|json",                                           \
+    "print a statistics summary to stderr at exit (1 = text)")                              \
+  X(VERBOSE, verbose, bool, 0, 0, 1, "",                                                    \
+    "log one line when vamalloc degrades or recovers")                                      \
+  X(RETRY_MAX, retry_max, uint, 100, 0, 10000, "",                                          \
+    "tries after EAGAIN from madvise/mprotect/mincore before giving up")                    \
+  X(RETRY_DELAY_US, retry_delay_us, uint, 1000, 0, 1000000, "",                             \
+    "sleep between those tries, in microseconds (0 still yields)")                          \
+  X(CHUNK_CACHE, chunk_cache, uint, 4, 0, 1024, "",                                         \
+    "empty 4 MiB chunks kept (decommitted) for reuse instead of unmapped")                  \
+  X(ON_CORRUPTION, on_corruption, enum, 0, 0, 2, "abort|warn|ignore",                       \
+    "what to do on detected heap corruption (invalid free of a heap address)")
+
+typedef enum { VAM_OPT_bool, VAM_OPT_uint, VAM_OPT_size, VAM_OPT_enum } vam_opt_type_t;
+
+typedef struct vam_options {
+#define VAM_OPT_FIELD(NAME, field, type, def, min, max, values, doc) uint64_t field;
+  VAM_OPTIONS(VAM_OPT_FIELD)
+#undef VAM_OPT_FIELD
+} vam_options_t;
+
+enum { VAM_STATS_OFF = 0, VAM_STATS_ON_TEXT = 1, VAM_STATS_ON_JSON = 2 };
+enum { VAM_CORRUPT_ABORT = 0, VAM_CORRUPT_WARN = 1, VAM_CORRUPT_IGNORE = 2 };
+
+extern vam_options_t vam__options;
+void vam__options_init(char **environ);
+
+/* ---- stats.c: the statistics table ----------------------------------------
+ * Global counters (monotonic, relaxed atomics; never on a fast path). */
+#define VAM_STAT_COUNTERS(X)                                                     \
+  X(calloc_calls, "calloc calls")                                                \
+  X(realloc_calls, "realloc calls")                                              \
+  X(aligned_calls, "aligned allocation calls (posix_memalign, aligned_alloc...)")\
+  X(large_allocs, "allocations served as large spans")                           \
+  X(huge_allocs, "allocations served by their own mapping")                      \
+  X(large_frees, "large spans freed")                                            \
+  X(huge_frees, "huge mappings freed")                                           \
+  X(remote_frees, "frees from a thread other than the owner")                    \
+  X(foreign_frees, "free/realloc/usable_size of pointers vamalloc never handed out") \
+  X(invalid_frees, "frees of heap addresses that are not a live block start")    \
+  X(enomem_returns, "allocations that returned NULL with ENOMEM")                \
+  X(pages_acquired, "spans taken for slabs")                                     \
+  X(pages_released, "slab spans given back to their chunk")                      \
+  X(chunks_reserved, "4 MiB chunks mapped")                                      \
+  X(chunks_released, "chunks unmapped")                                          \
+  X(chunk_release_failures, "chunk unmaps the kernel refused (kept, decommitted)") \
+  X(decommit_failures, "decommits that gave up (pages stay committed)")          \
+  X(heaps_created, "thread heaps created")                                       \
+  X(heaps_reused, "thread heaps taken over from exited threads")                 \
+  X(fallback_allocs, "allocations served through a fallback path")
+
+/* Gauges (current and peak). */
+#define VAM_STAT_GAUGES(X)                                              \
+  X(reserved_bytes, "address space mapped by vamalloc")                 \
+  X(committed_bytes, "bytes in spans/mappings that may be resident")    \
+  X(large_bytes, "bytes in live large objects")                         \
+  X(huge_bytes, "bytes in live huge objects")                           \
+  X(live_heaps, "thread heaps in use")
+
+typedef struct vam_stats_global {
+#define VAM_STAT_CFIELD(name, doc) vam_atomic(uint64_t) name;
+  VAM_STAT_COUNTERS(VAM_STAT_CFIELD)
+#undef VAM_STAT_CFIELD
+#define VAM_STAT_GFIELD(name, doc) vam_gauge_t name;
+  VAM_STAT_GAUGES(VAM_STAT_GFIELD)
+#undef VAM_STAT_GFIELD
+} vam_stats_global_t;
+
+extern vam_stats_global_t vam__stats;
+#define VAM_COUNT(name) vam_stat_add(&vam__stats.name, 1)
+#define VAM_GAUGE(name, delta) vam_gauge_add(&vam__stats.name, (int64_t)(delta))
+void vam__stats_print(int fd, int format);
+/* Health: ok unless a degradation happened; reason is a static string. */
+void vam__health_degraded(const char *reason);
+void vam__health_recovered(const char *what);
+
+/* ---- libc.c: allocation-free helpers --------------------------------------- */
+typedef struct vam_buf {
+  char data[1024];
+  size_t len;
+  int fd;
+} vam_buf_t;
+void vam__buf_init(vam_buf_t *b, int fd);
+void vam__buf_str(vam_buf_t *b, const char *s);
+void vam__buf_strn(vam_buf_t *b, const char *s, size_t n);
+void vam__buf_u64(vam_buf_t *b, uint64_t v);
+void vam__buf_i64(vam_buf_t *b, int64_t v);
+void vam__buf_flush(vam_buf_t *b);
+/* One line to stderr: "vamalloc: " + parts... (NULL-terminated) */
+void vam__log(const char *first, ...);
+bool vam__parse_u64(const char *s, uint64_t *out, bool allow_suffix);
+
+/* ---- sizeclass.c ---------------------------------------------------------- */
+extern uint8_t vam__bin_of_small[VAM_FAST_MAX / 8 + 1];
+extern uint32_t vam__bin_size[VAM_BINS];
+extern uint16_t vam__bin_units[VAM_BINS];
+size_t vam__bin_of(size_t size); /* any size <= VAM_SMALL_MAX */
+void vam__sizeclass_init(void);
+
+/* ---- chunkmap.c: which 4 MiB ranges are ours -------------------------------- */
+enum { VAM_MAP_NONE = 0, VAM_MAP_CHUNK = 1, VAM_MAP_HUGE_HEAD = 2, VAM_MAP_HUGE_USER = 3 };
+extern uint8_t *vam__chunkmap_top[(size_t)1 << VAM_MAP_TOP_BITS];
+static inline unsigned vam__chunkmap_kind(uintptr_t addr) {
+  uintptr_t idx = addr >> VAM_CHUNK_SHIFT;
+  if (vam_unlikely(idx >> (VAM_MAP_TOP_BITS + VAM_MAP_LEAF_BITS))) return VAM_MAP_NONE;
+  return vam__chunkmap_top[idx >> VAM_MAP_LEAF_BITS][idx & (((uintptr_t)1 << VAM_MAP_LEAF_BITS) - 1)];
+}
+int vam__chunkmap_set(uintptr_t addr, unsigned kind);
+extern pthread_mutex_t vam__map_lock;
+
+/* ---- meta.c: metadata with reuse -------------------------------------------- */
+void *vam__meta_alloc(size_t size);
+void vam__meta_free(void *p, size_t size);
+extern pthread_mutex_t vam__meta_lock;
+
+/* ---- chunk.c: spans of units ---------------------------------------------- */
+extern pthread_mutex_t vam__chunk_lock;
+static inline vam_chunk_t *vam__chunk_of(const void *p) {
+  return (vam_chunk_t *)((uintptr_t)p & ~(uintptr_t)VAM_CHUNK_MASK);
+}
+static inline vam_page_t *vam__page_of(vam_chunk_t *c, const void *p) {
+  size_t unit = ((uintptr_t)p & VAM_CHUNK_MASK) >> VAM_UNIT_SHIFT;
+  return &c->pages[c->page_of_unit[unit]];
+}
+static inline uint8_t *vam__page_start(vam_page_t *pg) {
+  vam_chunk_t *c = vam__chunk_of(pg);
+  return (uint8_t *)c + (size_t)(pg - c->pages) * VAM_UNIT_SIZE;
+}
+/* Take a span of `units` units whose start is aligned to align_units units.
+ * Returns NULL (errno untouched, caller sets ENOMEM) when memory is out. */
+vam_page_t *vam__span_alloc(size_t units, size_t align_units, bool *zeroed);
+void vam__span_free(vam_page_t *pg);
+bool vam__span_try_grow(vam_page_t *pg, size_t new_units);
+void vam__chunk_release_cached(void);
+
+/* ---- page.c: slabs ------------------------------------------------------- */
+void vam__page_init_small(vam_page_t *pg, size_t bin, vam_heap_t *heap);
+bool vam__page_extend(vam_page_t *pg);
+uint32_t vam__page_collect_remote(vam_page_t *pg);
+void vam__page_remote_free(vam_page_t *pg, vam_block_t *b);
+
+/* ---- heap.c: thread heaps ------------------------------------------------- */
+extern vam_page_t vam__empty_page;
+extern vam_heap_t vam__empty_heap;
+extern __thread vam_heap_t *vam__tls_heap;
+void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin);
+void vam__heap_free_slow_small(vam_page_t *pg, vam_block_t *b);
+void vam__heap_page_empty(vam_heap_t *heap, vam_page_t *pg);
+vam_heap_t *vam__heap_for_slow_path(bool *locked);
+void vam__heap_unlock_shared(bool locked);
+void vam__heap_thread_init(void);
+int vam__heap_init(void);
+void vam__heap_pool_collect(void);
+void vam__heap_fork_prepare(void);
+void vam__heap_fork_parent(void);
+void vam__heap_fork_child(void);
+void vam__heap_sum_counters(uint64_t *bin_mallocs, uint64_t *frees);
+
+/* ---- huge.c: objects with their own mapping ------------------------------- */
+void *vam__huge_alloc(size_t size, size_t align, bool zero);
+void vam__huge_free(vam_huge_t *h);
+vam_huge_t *vam__huge_of(const void *p);
+void *vam__huge_realloc(vam_huge_t *h, size_t size);
+
+/* ---- alloc.c -------------------------------------------------------------- */
+void *vam__malloc_slow(size_t size);
+void vam__corruption(const char *what, const void *p);
+
+/* ---- init.c --------------------------------------------------------------- */
+extern vam_atomic(int) vam__init_state; /* 0 none, 1 running, 2 done */
+void vam__init_slow(void);
+bool vam__init_key_ready(void);
+static inline void vam__ensure_init(void) {
+  if (vam_unlikely(vam_load_acquire(&vam__init_state) != 2)) vam__init_slow();
+}
+
+#endif

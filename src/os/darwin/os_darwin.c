@@ -1,0 +1,111 @@
+/* os_darwin.c: the macOS backend of os.h.  NOT BUILT OR TESTED HERE (the
+ * project's machines are Linux); it is written against the documented
+ * Darwin calls and kept in step with os.h.
+ *
+ * Differences from Linux: MAP_NORESERVE does not exist (the VM is lazy
+ * anyway); decommit is MADV_FREE_REUSABLE, whose pages must be reclaimed
+ * with MADV_FREE_REUSE before reuse (so "zeroed" is never promised);
+ * mremap does not exist (remap answers ENOTSUP and the caller copies); the
+ * page size is 16 KiB on arm64. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <crt_externs.h>
+#include "../os.h"
+
+vam_os_config_t vam__os_config = {.page_size = 4096, .overcommit_mode = -1};
+
+char **vam__os_environ(void) { return *_NSGetEnviron(); }
+
+int vam__os_init(void) {
+  long ps = sysconf(_SC_PAGESIZE);
+  if (ps > 0) vam__os_config.page_size = (size_t)ps;
+  vam__os_config.has_madv_free = true;
+  return 0;
+}
+
+static int map_anon(size_t size, void **out) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0);
+  if (p == MAP_FAILED) return errno ? errno : ENOMEM;
+  *out = p;
+  return 0;
+}
+
+static int unmap(void *addr, size_t size) { return munmap(addr, size) == 0 ? 0 : errno; }
+
+int vam__os_reserve(size_t size, size_t align, void **out) {
+  size_t page = vam__os_config.page_size;
+  if (align < page) align = page;
+  if (size == 0 || size > SIZE_MAX - align) return ENOMEM;
+  void *p = NULL;
+  size_t over = size + align - page;
+  int err = VAM_OS_ONCE(VAM_OS_mmap, map_anon(over, &p));
+  if (err) return err;
+  uintptr_t start = (uintptr_t)p;
+  uintptr_t aligned = (start + align - 1) & ~(uintptr_t)(align - 1);
+  size_t head = aligned - start, tail = over - head - size;
+  if (head) VAM_OS_ONCE(VAM_OS_munmap, unmap(p, head));
+  if (tail) VAM_OS_ONCE(VAM_OS_munmap, unmap((void *)(aligned + size), tail));
+  *out = (void *)aligned;
+  return 0;
+}
+
+int vam__os_release(void *addr, size_t size) {
+  return VAM_OS_ONCE(VAM_OS_munmap, unmap(addr, size));
+}
+
+static int advise(void *addr, size_t size, int advice) {
+  return madvise(addr, size, advice) == 0 ? 0 : errno;
+}
+
+int vam__os_decommit(void *addr, size_t size, bool *zeroed) {
+  int err = VAM_OS_RETRY(VAM_OS_madvise, advise(addr, size, MADV_FREE_REUSABLE));
+  if (zeroed) *zeroed = false;
+  return err;
+}
+
+int vam__os_remap(void *addr, size_t old_size, size_t new_size, bool may_move, void **out) {
+  (void)addr; (void)old_size; (void)new_size; (void)may_move; (void)out;
+  return ENOTSUP;
+}
+
+int vam__os_dontdump(void *addr, size_t size) {
+  (void)addr; (void)size;
+  return 0; /* no per-range core-dump control on Darwin */
+}
+
+static int residency(void *addr, size_t size, unsigned char *vec) {
+  return mincore(addr, size, (char *)vec) == 0 ? 0 : errno;
+}
+
+int vam__os_residency(void *addr, size_t size, unsigned char *vec) {
+  return VAM_OS_RETRY(VAM_OS_mincore, residency(addr, size, vec));
+}
+
+void vam__os_write(int fd, const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, buf, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    buf += n;
+    len -= (size_t)n;
+  }
+}
+
+int vam__os_read_file(const char *path, char *buf, size_t cap, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t n = read(fd, buf, cap);
+  int err = n < 0 ? errno : 0;
+  close(fd);
+  if (err) return err;
+  *len = (size_t)n;
+  return 0;
+}
+
+long vam__os_getpid(void) { return (long)getpid(); }

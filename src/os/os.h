@@ -1,0 +1,138 @@
+/* os.h: the one door between vamalloc and the kernel.
+ *
+ * Contract (every backend in src/os/<system>/ implements exactly this):
+ *  - Every function that can fail returns 0 or an errno value; it never
+ *    aborts, never prints, never allocates.
+ *  - Addresses and sizes are multiples of the OS page size and non-zero.
+ *  - madvise, mprotect and mincore go through VAM_OS_RETRY (retry.c): on
+ *    EAGAIN it sleeps retry_delay_us with nanosleep and tries at most
+ *    retry_max times, then hands the error up.  These calls are advisory or
+ *    recoverable, so the caller degrades and counts; it never spins.
+ *  - Facts the core needs (is the memory zeroed?) come back through
+ *    out-parameters.
+ *
+ * Error policy, the same for every caller in the core: errno goes up; the
+ * caller degrades (keeps the range, falls back, returns NULL+ENOMEM) and the
+ * failure is counted here, per call kind and errno.
+ */
+#ifndef VAM_OS_H
+#define VAM_OS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "../atomic.h"
+
+/* Filled once by vam__os_init; read-only afterwards. */
+typedef struct vam_os_config {
+  size_t page_size;        /* OS page size (4 KiB on x86_64, 16 KiB on Darwin arm64) */
+  int overcommit_mode;     /* vm.overcommit_memory: 0, 1, 2; -1 when unknown */
+  bool has_madv_free;      /* MADV_FREE (Linux 4.5+) or MADV_FREE_REUSABLE */
+} vam_os_config_t;
+
+extern vam_os_config_t vam__os_config;
+
+/* The kinds of kernel call we count.  X(name) */
+#define VAM_OS_CALLS(X) \
+  X(mmap) X(munmap) X(mremap) X(madvise) X(mprotect) X(mincore)
+
+typedef enum {
+#define VAM_OS_ENUM(name) VAM_OS_##name,
+  VAM_OS_CALLS(VAM_OS_ENUM)
+#undef VAM_OS_ENUM
+  VAM_OS_CALL_KINDS
+} vam_os_call_t;
+
+/* The errno values we count by name; anything else lands in "other". */
+#define VAM_OS_ERRNOS(X) X(EAGAIN) X(ENOMEM) X(EINVAL) X(EFAULT) X(EPERM) X(other)
+typedef enum {
+#define VAM_OS_EENUM(name) VAM_OS_E_##name,
+  VAM_OS_ERRNOS(VAM_OS_EENUM)
+#undef VAM_OS_EENUM
+  VAM_OS_ERRNO_KINDS
+} vam_os_errno_t;
+
+typedef struct vam_os_counters {
+  vam_atomic(uint64_t) calls;
+  vam_atomic(uint64_t) eagain;      /* EAGAIN answers seen (each try) */
+  vam_atomic(uint64_t) retries;     /* sleeps taken before another try */
+  vam_atomic(uint64_t) giveups;     /* still EAGAIN after retry_max tries */
+  vam_atomic(uint64_t) failures;    /* calls that returned an error in the end */
+  vam_atomic(uint64_t) by_errno[VAM_OS_ERRNO_KINDS];
+} vam_os_counters_t;
+
+extern vam_os_counters_t vam__os_counters[VAM_OS_CALL_KINDS];
+extern const char *const vam__os_call_names[VAM_OS_CALL_KINDS];
+extern const char *const vam__os_errno_names[VAM_OS_ERRNO_KINDS];
+
+/* Retry settings, set from options at init. */
+extern unsigned vam__os_retry_max;
+extern unsigned vam__os_retry_delay_us;
+
+void vam__os_count(vam_os_call_t kind, int err);
+int vam__os_retry_eagain(vam_os_call_t kind, int err, unsigned *tries);
+/* Test hook: the errno to inject for this call, or 0.  Compiled in only
+ * with -Dfault_injection=true; otherwise it folds away to nothing. */
+#ifdef VAM_FAULT_INJECTION
+int vam__os_fault(vam_os_call_t kind);
+void vam__os_fault_set(vam_os_call_t kind, int err, unsigned after, unsigned count);
+#else
+static inline int vam__os_fault(vam_os_call_t kind) { (void)kind; return 0; }
+#endif
+
+/* The retry macro: `expr` is evaluated again after each EAGAIN, with a
+ * nanosleep between tries, at most vam__os_retry_max extra times.  It yields
+ * 0 or the final errno, and counts everything. */
+#define VAM_OS_RETRY(kind, expr)                                   \
+  ({                                                               \
+    unsigned vam_tries_ = 0;                                       \
+    int vam_err_;                                                  \
+    for (;;) {                                                     \
+      vam_err_ = vam__os_fault(kind);                              \
+      if (vam_err_ == 0) vam_err_ = (expr);                        \
+      if (vam_err_ != EAGAIN) break;                               \
+      if (vam__os_retry_eagain(kind, vam_err_, &vam_tries_)) break; \
+    }                                                              \
+    vam__os_count(kind, vam_err_);                                 \
+    vam_err_;                                                      \
+  })
+
+/* Calls that are not retried (mmap, munmap, mremap): one try, counted, with
+ * the same fault hook. */
+#define VAM_OS_ONCE(kind, expr)                  \
+  ({                                             \
+    int vam_err_ = vam__os_fault(kind);          \
+    if (vam_err_ == 0) vam_err_ = (expr);        \
+    vam__os_count(kind, vam_err_);               \
+    vam_err_;                                    \
+  })
+
+/* ---- the interface ----------------------------------------------------- */
+int vam__os_init(void);
+
+/* Reserve size bytes aligned to align (a power of two >= page size),
+ * readable and writable, not charged up front where the OS allows.  Fresh
+ * memory reads as zeroes. */
+int vam__os_reserve(size_t size, size_t align, void **out);
+/* Give a reservation (or an aligned part of one) back. */
+int vam__os_release(void *addr, size_t size);
+/* Tell the OS the contents are no longer needed.  *zeroed says whether the
+ * range now reads as zeroes (true for MADV_DONTNEED on private anonymous
+ * memory, false for MADV_FREE).  On failure the contents are unchanged. */
+int vam__os_decommit(void *addr, size_t size, bool *zeroed);
+/* Grow or shrink a mapping; without may_move only in place. */
+int vam__os_remap(void *addr, size_t old_size, size_t new_size, bool may_move, void **out);
+/* Exclude from core dumps (optional, called once per reservation). */
+int vam__os_dontdump(void *addr, size_t size);
+/* Residency of each page in vec (1 = resident). */
+int vam__os_residency(void *addr, size_t size, unsigned char *vec);
+
+/* Small services the core needs, none of which allocate. */
+void vam__os_write(int fd, const char *buf, size_t len);
+void vam__os_sleep_us(unsigned us);
+int vam__os_read_file(const char *path, char *buf, size_t cap, size_t *len);
+long vam__os_getpid(void);
+/* The process environment (may be NULL very early in start-up). */
+char **vam__os_environ(void);
+
+#endif

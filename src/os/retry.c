@@ -1,0 +1,104 @@
+/* retry.c: the capped, backed-off retry every madvise/mprotect/mincore call
+ * goes through, and the per-call-kind counters.
+ *
+ * Why: WebKit's SYSCALL() loop retried EAGAIN with no delay and no cap, and
+ * spun GC threads at 250,000 madvise calls per second when a VMA split could
+ * never succeed (why.md item 1).  Here each EAGAIN costs a real sleep
+ * (nanosleep, default 1 ms) and after retry_max tries (default 100) the
+ * error goes up to a caller that can degrade. */
+#include <errno.h>
+#include <time.h>
+#include "os.h"
+
+vam_os_counters_t vam__os_counters[VAM_OS_CALL_KINDS];
+unsigned vam__os_retry_max = 100;
+unsigned vam__os_retry_delay_us = 1000;
+
+const char *const vam__os_call_names[VAM_OS_CALL_KINDS] = {
+#define VAM_OS_NAME(name) #name,
+  VAM_OS_CALLS(VAM_OS_NAME)
+#undef VAM_OS_NAME
+};
+const char *const vam__os_errno_names[VAM_OS_ERRNO_KINDS] = {
+#define VAM_OS_ENAME(name) #name,
+  VAM_OS_ERRNOS(VAM_OS_ENAME)
+#undef VAM_OS_ENAME
+};
+
+static vam_os_errno_t errno_kind(int err) {
+  switch (err) {
+    case EAGAIN: return VAM_OS_E_EAGAIN;
+    case ENOMEM: return VAM_OS_E_ENOMEM;
+    case EINVAL: return VAM_OS_E_EINVAL;
+    case EFAULT: return VAM_OS_E_EFAULT;
+    case EPERM: return VAM_OS_E_EPERM;
+    default: return VAM_OS_E_other;
+  }
+}
+
+void vam__os_count(vam_os_call_t kind, int err) {
+  vam_os_counters_t *c = &vam__os_counters[kind];
+  vam_stat_add(&c->calls, 1);
+  if (err != 0) {
+    vam_stat_add(&c->failures, 1);
+    vam_stat_add(&c->by_errno[errno_kind(err)], 1);
+  }
+}
+
+/* Called after an EAGAIN answer.  Returns non-zero when the caller must stop
+ * trying (the cap is reached); otherwise it has slept and the caller tries
+ * again. */
+int vam__os_retry_eagain(vam_os_call_t kind, int err, unsigned *tries) {
+  vam_os_counters_t *c = &vam__os_counters[kind];
+  (void)err;
+  vam_stat_add(&c->eagain, 1);
+  if (*tries >= vam__os_retry_max) {
+    vam_stat_add(&c->giveups, 1);
+    return 1;
+  }
+  (*tries)++;
+  vam_stat_add(&c->retries, 1);
+  vam__os_sleep_us(vam__os_retry_delay_us);
+  return 0;
+}
+
+void vam__os_sleep_us(unsigned us) {
+  if (us == 0) {
+    /* A zero delay still yields the CPU for a scheduler tick's worth of
+     * fairness; it is never a pure spin. */
+    us = 1;
+  }
+  struct timespec ts = {.tv_sec = us / 1000000u, .tv_nsec = (long)(us % 1000000u) * 1000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+#ifdef VAM_FAULT_INJECTION
+/* Minimal hook for unit tests: fail the next `count` calls of a kind after
+ * skipping `after` of them.  The VAMALLOC_FAULTS spec parser builds on it. */
+static struct {
+  vam_atomic(int) err;
+  vam_atomic(unsigned) after;
+  vam_atomic(unsigned) count;
+} faults[VAM_OS_CALL_KINDS];
+
+void vam__os_fault_set(vam_os_call_t kind, int err, unsigned after, unsigned count) {
+  vam_store_relaxed(&faults[kind].after, after);
+  vam_store_relaxed(&faults[kind].count, count);
+  vam_store_release(&faults[kind].err, err);
+}
+
+int vam__os_fault(vam_os_call_t kind) {
+  int err = vam_load_acquire(&faults[kind].err);
+  if (err == 0) return 0;
+  unsigned after = vam_load_relaxed(&faults[kind].after);
+  while (after > 0) {
+    if (atomic_compare_exchange_weak(&faults[kind].after, &after, after - 1)) return 0;
+  }
+  unsigned count = vam_load_relaxed(&faults[kind].count);
+  while (count > 0) {
+    if (atomic_compare_exchange_weak(&faults[kind].count, &count, count - 1)) return err;
+  }
+  return 0;
+}
+#endif

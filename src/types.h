@@ -1,0 +1,125 @@
+/* types.h: every struct of the allocator, and the constants that shape them.
+ *
+ * Memory layout, bottom up:
+ *   chunk  CHUNK_SIZE (4 MiB) aligned reservation.  Unit 0 holds the chunk
+ *          header (this struct); units 1..127 (32 KiB each) are handed out
+ *          as spans.  free() finds the header by masking the pointer.
+ *   span   a run of units: either a slab ("page") of equal-size blocks for
+ *          one size class, or one large object.
+ *   page   the descriptor of a span, kept in the chunk header at the index
+ *          of the span's first unit; page_of_unit maps any unit back to it.
+ *   huge   objects above LARGE_MAX get their own CHUNK_SIZE-aligned mapping
+ *          with a small header at its start.
+ *   heap   one per thread (pooled and reused across threads), owning pages.
+ */
+#ifndef VAM_TYPES_H
+#define VAM_TYPES_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "atomic.h"
+
+#define VAM_CHUNK_SHIFT 22
+#define VAM_CHUNK_SIZE ((size_t)1 << VAM_CHUNK_SHIFT)
+#define VAM_CHUNK_MASK (VAM_CHUNK_SIZE - 1)
+#define VAM_UNIT_SHIFT 15
+#define VAM_UNIT_SIZE ((size_t)1 << VAM_UNIT_SHIFT)
+#define VAM_UNITS (VAM_CHUNK_SIZE / VAM_UNIT_SIZE) /* 128, unit 0 = header */
+
+/* Size classes (sizeclass.c has the spacing formula). */
+#define VAM_SMALL_MAX ((size_t)256 * 1024)
+#define VAM_FAST_MAX 1024           /* sizes served by the table lookup */
+#define VAM_BINS 98                 /* bins 1..VAM_BINS-1 are used; bin 0 = size 0 */
+/* Large objects: spans of whole units inside a chunk. */
+#define VAM_LARGE_MAX ((size_t)2 * 1024 * 1024)
+
+/* The address range vamalloc ever maps at: user space below 2^48 on every
+ * supported kernel (hints above 2^47 are never given). */
+#define VAM_VA_BITS_MAX 48
+#define VAM_MAP_LEAF_BITS 13
+#define VAM_MAP_TOP_BITS (VAM_VA_BITS_MAX - VAM_CHUNK_SHIFT - VAM_MAP_LEAF_BITS)
+
+typedef struct vam_block {
+  struct vam_block *next;
+} vam_block_t;
+
+struct vam_heap;
+
+typedef enum {
+  VAM_PAGE_NONE = 0,  /* header unit or free units: free() here is invalid */
+  VAM_PAGE_SMALL = 1, /* slab of blocks of one size class */
+  VAM_PAGE_LARGE = 2, /* one large object */
+} vam_page_kind_t;
+
+/* A span descriptor.  The first three fields are all the fast paths touch. */
+typedef struct vam_page {
+  vam_block_t *free;             /* blocks ready to hand out (owner only) */
+  struct vam_heap *local_owner;  /* == owner heap while the page is in a bin
+                                    queue; NULL when full/large/free, which
+                                    routes free() to the slow path */
+  uint32_t used;                 /* blocks out, as the owner knows it */
+  uint32_t block_size;
+  vam_atomic(uintptr_t) xfree;   /* frees from other threads; bit 0 = page
+                                    is queued on its heap's remote stack */
+  struct vam_heap *heap;         /* owner, stable while the span is assigned */
+  uint8_t *start;                /* first block */
+  uint32_t capacity;             /* blocks carved so far (lazily) */
+  uint32_t reserved;             /* blocks that fit */
+  uint16_t units;                /* span length */
+  uint8_t bin;
+  uint8_t kind;                  /* vam_page_kind_t */
+  uint8_t in_full;               /* on its heap's full list */
+  uint8_t zeroed;                /* large: span known to read as zeroes */
+  struct vam_page *next, *prev;  /* bin queue or full list */
+  struct vam_page *remote_next;  /* heap remote stack link */
+} vam_page_t;
+
+typedef struct vam_page_queue {
+  vam_page_t *head, *tail;
+} vam_page_queue_t;
+
+typedef struct vam_chunk {
+  vam_page_t pages[VAM_UNITS];     /* indexed by the first unit of a span */
+  uint8_t page_of_unit[VAM_UNITS]; /* unit -> index of its span's descriptor */
+  uint64_t used_map[VAM_UNITS / 64];
+  uint64_t dirty_map[VAM_UNITS / 64]; /* touched since the last successful decommit */
+  uint32_t free_units;
+  uint32_t magic;
+  struct vam_chunk *next, *prev;   /* chunk list (under the chunk lock) */
+} vam_chunk_t;
+
+#define VAM_CHUNK_MAGIC 0x7661636bu
+#define VAM_HUGE_MAGIC 0x76616875u
+
+/* Header at the start of a huge object's own mapping. */
+typedef struct vam_huge {
+  uint32_t magic;
+  uint32_t zeroed;
+  uint8_t *map_base;
+  size_t map_size;
+  uint8_t *user;      /* the pointer handed out */
+  size_t usable;      /* bytes usable at user */
+} vam_huge_t;
+
+/* Per-heap counters, written only by the owning thread with plain stores
+ * (the fast path cannot afford atomics); readers sum them for reports. */
+typedef struct vam_heap_counters {
+  uint64_t bin_mallocs[VAM_BINS]; /* allocations served per size class */
+  uint64_t frees;                 /* frees of small blocks by the owner */
+} vam_heap_counters_t;
+
+typedef struct vam_heap {
+  vam_page_t *direct[VAM_BINS];   /* head of each bin queue, or the empty page */
+  vam_heap_counters_t counters;
+  vam_page_queue_t queues[VAM_BINS]; /* pages with (possibly) free blocks */
+  vam_page_queue_t full;          /* pages with no free block */
+  vam_atomic(vam_page_t *) remote_pages; /* pages with frees from other threads */
+  struct vam_heap *pool_next;     /* heap pool (threads that exited) */
+  struct vam_heap *all_next;      /* every heap ever made, for stats */
+  uint32_t page_count;
+  bool is_shared;                 /* the locked heap for threads in teardown */
+} vam_heap_t;
+
+#endif
