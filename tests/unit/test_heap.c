@@ -1,0 +1,121 @@
+/* Thread heaps and pages: blocks come back to their page whether freed by
+ * the owner or by another thread; empty pages go back to their chunk; a dead
+ * thread's heap is reused by the next thread; blocks of a dead thread can be
+ * freed later by anyone and their memory is reused. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include "internal.h"
+
+#define N 20000
+static void *blocks[N];
+
+static void *alloc_many(void *arg) {
+  size_t size = (size_t)(uintptr_t)arg;
+  for (int i = 0; i < N; i++) {
+    blocks[i] = vam_malloc(size);
+    memset(blocks[i], i & 0xff, size);
+  }
+  return NULL;
+}
+
+static void *free_many(void *arg) {
+  size_t size = (size_t)(uintptr_t)arg;
+  for (int i = 0; i < N; i++) {
+    for (size_t j = 0; j < size; j++) assert_int_equal(((unsigned char *)blocks[i])[j], i & 0xff);
+    vam_free(blocks[i]);
+  }
+  return NULL;
+}
+
+static void run(void *(*fn)(void *), size_t size) {
+  pthread_t t;
+  pthread_create(&t, NULL, fn, (void *)(uintptr_t)size);
+  pthread_join(t, NULL);
+}
+
+static void test_remote_free_reaches_owner(void **state) {
+  (void)state;
+  /* main allocates, a thread frees every block (remote), main allocates
+   * again: the same memory comes back, so no new chunk is needed. */
+  alloc_many((void *)48);
+  uint64_t remote0 = vam_load_relaxed(&vam__stats.remote_frees);
+  run(free_many, 48);
+  assert_int_equal(vam_load_relaxed(&vam__stats.remote_frees) - remote0, N);
+  uint64_t chunks0 = vam_load_relaxed(&vam__stats.chunks_reserved);
+  alloc_many((void *)48);
+  assert_int_equal(vam_load_relaxed(&vam__stats.chunks_reserved), chunks0);
+  free_many((void *)48);
+}
+
+static void test_dead_thread_blocks(void **state) {
+  (void)state;
+  uint64_t reused0 = vam_load_relaxed(&vam__stats.heaps_reused);
+  run(alloc_many, 100); /* thread exits holding N blocks */
+  free_many((void *)100); /* freed here, after that thread is gone */
+  /* The next thread takes the dead thread's heap over. */
+  run(alloc_many, 100);
+  assert_true(vam_load_relaxed(&vam__stats.heaps_reused) > reused0);
+  free_many((void *)100);
+  /* Its pages went back once empty: the collector releases them. */
+  vam__heap_pool_collect();
+  uint64_t acquired = vam_load_relaxed(&vam__stats.pages_acquired);
+  uint64_t released = vam_load_relaxed(&vam__stats.pages_released);
+  assert_true(released > 0 && released <= acquired);
+}
+
+static void test_empty_page_released(void **state) {
+  (void)state;
+  /* Fill several slabs of one class, free everything: all but the head
+   * page go back to the chunk. */
+  uint64_t rel0 = vam_load_relaxed(&vam__stats.pages_released);
+  alloc_many((void *)2000);
+  free_many((void *)2000);
+  assert_true(vam_load_relaxed(&vam__stats.pages_released) - rel0 >= (N * 2000 / (64 * 1024)) / 2);
+}
+
+static void *thread_churn(void *arg) {
+  (void)arg;
+  void *p[256];
+  for (int r = 0; r < 8; r++) {
+    for (int i = 0; i < 256; i++) p[i] = vam_malloc((size_t)(16 + i * 3));
+    for (int i = 0; i < 256; i++) vam_free(p[i]);
+  }
+  return NULL;
+}
+
+static void test_heap_count_stays_flat(void **state) {
+  (void)state;
+  run(thread_churn, 0);
+  uint64_t created0 = vam_load_relaxed(&vam__stats.heaps_created);
+  for (int i = 0; i < 500; i++) run(thread_churn, 0);
+  /* sequential threads reuse one pooled heap: no new heaps */
+  assert_int_equal(vam_load_relaxed(&vam__stats.heaps_created), created0);
+}
+
+static void test_large_and_huge_roundtrip(void **state) {
+  (void)state;
+  size_t sizes[] = {300 * 1024, 1 << 20, (2 << 20) - 1, (2 << 20) + 1, 9 << 20};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    unsigned char *p = vam_malloc(sizes[i]);
+    assert_non_null(p);
+    assert_true(vam_usable_size(p) >= sizes[i]);
+    memset(p, 0x77, sizes[i]);
+    p = vam_realloc(p, sizes[i] * 2);
+    assert_non_null(p);
+    for (size_t j = 0; j < sizes[i]; j += 4093) assert_int_equal(p[j], 0x77);
+    vam_free(p);
+  }
+}
+
+int main(void) {
+  vam__ensure_init();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_remote_free_reaches_owner), cmocka_unit_test(test_dead_thread_blocks),
+      cmocka_unit_test(test_empty_page_released),       cmocka_unit_test(test_heap_count_stays_flat),
+      cmocka_unit_test(test_large_and_huge_roundtrip),
+  };
+  return cmocka_run_group_tests_name("heap", tests, NULL, NULL);
+}
