@@ -160,8 +160,7 @@ static vam_noinline void free_generic(void *p) {
 VAM_API void vam_free(void *p) {
   uintptr_t a = (uintptr_t)p;
   if (vam_likely(vam__chunkmap_kind(a) == VAM_MAP_CHUNK)) {
-    vam_chunk_t *c = vam__chunk_of(p);
-    vam_page_t *pg = vam__page_of(c, p);
+    vam_page_t *pg = vam__unit_page_of(vam__chunk_of(p), p);
     vam_heap_t *heap = vam__tls_heap;
     if (vam_likely(pg->local_owner == heap)) {
       vam_block_t *b = p;

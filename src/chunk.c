@@ -113,12 +113,22 @@ void vam__chunk_release_cached(void) {
   pthread_mutex_unlock(&vam__chunk_lock);
 }
 
+/* Mark units [start+from, start+to) as tails of the span at start. */
+static void set_tails(vam_chunk_t *c, size_t start, size_t from, size_t to) {
+  for (size_t i = from; i < to; i++) {
+    vam_page_t *t = &c->pages[start + i];
+    memset(t, 0, sizeof *t);
+    t->kind = VAM_PAGE_TAIL;
+    t->head_offset = (uint16_t)i;
+  }
+}
+
 static vam_page_t *carve(vam_chunk_t *c, size_t start, size_t n, bool *zeroed) {
   bits_set(c->used_map, start, n);
   if (zeroed) *zeroed = !bits_any(c->dirty_map, start, n);
   bits_set(c->dirty_map, start, n);
   c->free_units -= (uint32_t)n;
-  for (size_t i = start; i < start + n; i++) c->page_of_unit[i] = (uint8_t)start;
+  set_tails(c, start, 1, n);
   vam_page_t *pg = &c->pages[start];
   memset(pg, 0, sizeof *pg);
   pg->units = (uint16_t)n;
@@ -167,8 +177,7 @@ void vam__span_free(vam_page_t *pg) {
   vam_chunk_t *c = vam__chunk_of(pg);
   size_t start = (size_t)(pg - c->pages), n = pg->units;
   pthread_mutex_lock(&vam__chunk_lock);
-  memset(pg, 0, sizeof *pg);
-  for (size_t i = start; i < start + n; i++) c->page_of_unit[i] = 0;
+  for (size_t i = start; i < start + n; i++) memset(&c->pages[i], 0, sizeof c->pages[i]);
   bits_clear(c->used_map, start, n);
   c->free_units += (uint32_t)n;
   VAM_GAUGE(committed_bytes, -(int64_t)(n * VAM_UNIT_SIZE));
@@ -203,7 +212,7 @@ bool vam__span_try_grow(vam_page_t *pg, size_t new_units) {
   if (!bits_any(c->used_map, start + n, new_units - n)) {
     bits_set(c->used_map, start + n, new_units - n);
     bits_set(c->dirty_map, start + n, new_units - n);
-    for (size_t i = start + n; i < start + new_units; i++) c->page_of_unit[i] = (uint8_t)start;
+    set_tails(c, start, n, new_units);
     c->free_units -= (uint32_t)(new_units - n);
     VAM_GAUGE(committed_bytes, (new_units - n) * VAM_UNIT_SIZE);
     pg->units = (uint16_t)new_units;

@@ -149,13 +149,15 @@ extern pthread_mutex_t vam__chunk_lock;
 static inline vam_chunk_t *vam__chunk_of(const void *p) {
   return (vam_chunk_t *)((uintptr_t)p & ~(uintptr_t)VAM_CHUNK_MASK);
 }
-static inline vam_page_t *vam__page_of(vam_chunk_t *c, const void *p) {
-  size_t unit = ((uintptr_t)p & VAM_CHUNK_MASK) >> VAM_UNIT_SHIFT;
-  return &c->pages[c->page_of_unit[unit]];
+/* The descriptor of p's unit, as the fast path sees it (a TAIL for the
+ * later units of a multi-unit span). */
+static inline vam_page_t *vam__unit_page_of(vam_chunk_t *c, const void *p) {
+  return &c->pages[((uintptr_t)p & VAM_CHUNK_MASK) >> VAM_UNIT_SHIFT];
 }
-static inline uint8_t *vam__page_start(vam_page_t *pg) {
-  vam_chunk_t *c = vam__chunk_of(pg);
-  return (uint8_t *)c + (size_t)(pg - c->pages) * VAM_UNIT_SIZE;
+/* The descriptor of the span holding p. */
+static inline vam_page_t *vam__page_of(vam_chunk_t *c, const void *p) {
+  vam_page_t *pg = vam__unit_page_of(c, p);
+  return pg->kind == VAM_PAGE_TAIL ? pg - pg->head_offset : pg;
 }
 /* Take a span of `units` units whose start is aligned to align_units units.
  * Returns NULL (errno untouched, caller sets ENOMEM) when memory is out. */

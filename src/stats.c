@@ -118,6 +118,8 @@ void vam__stats_print(int fd, int format) {
     static const char *const parts[] = {"_calls", "_eagain", "_retries", "_giveups", "_failures"};
     vam_atomic(uint64_t) *vals[] = {&c->calls, &c->eagain, &c->retries, &c->giveups, &c->failures};
     for (size_t i = 0; i < 5; i++) {
+      /* The text report keeps to what happened; JSON has every key. */
+      if (!json && i > 0 && vam_load_relaxed(vals[i]) == 0) continue;
       memcpy(key, n, nl);
       strcpy(key + nl, parts[i]);
       kv_u(&b, json, &first, key, vam_load_relaxed(vals[i]));

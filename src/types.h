@@ -7,7 +7,8 @@
  *   span   a run of units: either a slab ("page") of equal-size blocks for
  *          one size class, or one large object.
  *   page   the descriptor of a span, kept in the chunk header at the index
- *          of the span's first unit; page_of_unit maps any unit back to it.
+ *          of the span's first unit; later units hold TAIL descriptors that
+ *          point back to it.
  *   huge   objects above LARGE_MAX get their own CHUNK_SIZE-aligned mapping
  *          with a small header at its start.
  *   heap   one per thread (pooled and reused across threads), owning pages.
@@ -51,10 +52,14 @@ typedef enum {
   VAM_PAGE_NONE = 0,  /* header unit or free units: free() here is invalid */
   VAM_PAGE_SMALL = 1, /* slab of blocks of one size class */
   VAM_PAGE_LARGE = 2, /* one large object */
+  VAM_PAGE_TAIL = 3,  /* a later unit of a multi-unit span; head_offset
+                         units back is the span's descriptor */
 } vam_page_kind_t;
 
-/* A span descriptor.  The first three fields are all the fast paths touch. */
-typedef struct vam_page {
+/* A span descriptor, one per unit so free() finds it by shifting the
+ * pointer; 128 bytes so the index is a shift, not a multiply.  The first
+ * three fields are all the fast paths touch. */
+typedef struct __attribute__((aligned(128))) vam_page {
   vam_block_t *free;             /* blocks ready to hand out (owner only) */
   struct vam_heap *local_owner;  /* == owner heap while the page is in a bin
                                     queue; NULL when full/large/free, which
@@ -68,6 +73,7 @@ typedef struct vam_page {
   uint32_t capacity;             /* blocks carved so far (lazily) */
   uint32_t reserved;             /* blocks that fit */
   uint16_t units;                /* span length */
+  uint16_t head_offset;          /* TAIL units: distance to the head unit */
   uint8_t bin;
   uint8_t kind;                  /* vam_page_kind_t */
   uint8_t in_full;               /* on its heap's full list */
@@ -81,14 +87,17 @@ typedef struct vam_page_queue {
 } vam_page_queue_t;
 
 typedef struct vam_chunk {
-  vam_page_t pages[VAM_UNITS];     /* indexed by the first unit of a span */
-  uint8_t page_of_unit[VAM_UNITS]; /* unit -> index of its span's descriptor */
+  vam_page_t pages[VAM_UNITS];     /* one per unit; a span's descriptor is
+                                      at its first unit */
   uint64_t used_map[VAM_UNITS / 64];
   uint64_t dirty_map[VAM_UNITS / 64]; /* touched since the last successful decommit */
   uint32_t free_units;
   uint32_t magic;
   struct vam_chunk *next, *prev;   /* chunk list (under the chunk lock) */
 } vam_chunk_t;
+
+_Static_assert(sizeof(vam_page_t) == 128, "page descriptors index by shift");
+_Static_assert(sizeof(vam_chunk_t) <= VAM_UNIT_SIZE, "the chunk header fits in unit 0");
 
 #define VAM_CHUNK_MAGIC 0x7661636bu
 #define VAM_HUGE_MAGIC 0x76616875u
