@@ -55,6 +55,7 @@ enum { VAM_CORRUPT_ABORT = 0, VAM_CORRUPT_WARN = 1, VAM_CORRUPT_IGNORE = 2 };
 
 extern vam_options_t vam__options;
 void vam__options_init(char **environ);
+void vam__options_markdown(int fd);
 
 /* ---- stats.c: the statistics table ----------------------------------------
  * Global counters (monotonic, relaxed atomics; never on a fast path). */

@@ -169,3 +169,30 @@ VAM_API void vam_options_print(int fd) {
   }
   vam__buf_flush(&b);
 }
+
+/* The README's environment-variable table, generated from the same table so
+ * the docs cannot drift (tests/unit compares them). */
+void vam__options_markdown(int fd) {
+  vam_buf_t b;
+  vam__buf_init(&b, fd);
+  vam__buf_str(&b, "| variable | values | default | meaning |\n|---|---|---|---|\n");
+  for (size_t i = 0; i < NOPTS; i++) {
+    const opt_desc_t *o = &opts[i];
+    vam__buf_str(&b, "| `VAMALLOC_");
+    vam__buf_str(&b, o->name);
+    vam__buf_str(&b, "` | ");
+    if (o->type == VAM_OPT_enum) {
+      /* '|' would end the markdown cell */
+      vam__buf_str(&b, "one of ");
+      for (const char *v = o->values; *v; v++) vam__buf_str(&b, *v == '|' ? ", " : (char[2]){*v, 0});
+    } else {
+      describe_range(&b, o);
+    }
+    vam__buf_str(&b, " | ");
+    describe_value(&b, o, o->def);
+    vam__buf_str(&b, " | ");
+    vam__buf_str(&b, o->doc);
+    vam__buf_str(&b, " |\n");
+  }
+  vam__buf_flush(&b);
+}
