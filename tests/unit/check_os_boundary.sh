@@ -1,0 +1,12 @@
+#!/bin/sh
+# Only src/os/ may call the kernel's memory calls or test the OS macros.
+cd "$1" || exit 1
+hits=$(grep -rnE '\b(mmap|munmap|mremap|madvise|mprotect|mincore)[[:space:]]*\(|__linux__|__APPLE__' src \
+        --include='*.c' --include='*.h' | grep -v '^src/os/' \
+        | grep -vE '^[^:]+:[0-9]+:[[:space:]]*(/\*|\*|//)')
+if [ -n "$hits" ]; then
+  echo "kernel calls or OS macros outside src/os/:"
+  echo "$hits"
+  exit 1
+fi
+echo "OS boundary clean"
