@@ -56,8 +56,9 @@ static vam_noinline void *alloc_generic(size_t size, size_t align, bool zero) {
   int saved_errno = errno;
   void *p = NULL;
   if (size > VAM_MAX_REQUEST || align > VAM_MAX_ALIGN) return fail_enomem();
-  if (align <= 16) align = 0;
-  size_t small_size = align ? vam_align_up(size ? size : 1, align) : size;
+  /* Rounding the size up to the alignment picks a class whose blocks are
+   * all aligned to it (sizeclass.c), for any alignment up to a unit. */
+  size_t small_size = align > 8 ? vam_align_up(size ? size : 1, align) : size;
   if (small_size <= VAM_SMALL_MAX && align <= VAM_UNIT_SIZE) {
     /* A class that is a multiple of align is aligned (sizeclass.c). */
     size_t bin = vam__bin_of(small_size);
@@ -248,7 +249,8 @@ VAM_API void *vam_realloc(void *p, size_t size) {
     }
   } else if (kind != VAM_MAP_CHUNK && size > VAM_LARGE_MAX) {
     vam_huge_t *h = vam__huge_of(p);
-    if (h && vam__huge_realloc(h, size)) return p;
+    void *q = h ? vam__huge_realloc(h, size) : NULL;
+    if (q) return q;
   }
   void *q = alloc_generic(size, 0, false);
   if (q == NULL) return NULL; /* errno = ENOMEM; p untouched */

@@ -89,18 +89,44 @@ void vam__huge_free(vam_huge_t *h) {
   VAM_COUNT(huge_frees);
 }
 
-/* Grow or shrink in place when the kernel can; NULL means "copy instead". */
+/* Resize without copying where the kernel can: in place first, else move
+ * the pages onto a fresh chunk-aligned reservation (mremap with
+ * MREMAP_FIXED, so the header stays findable by masking).  NULL means the
+ * caller must copy; h is then unchanged. */
 void *vam__huge_realloc(vam_huge_t *h, size_t size) {
   size_t page = vam__os_config.page_size;
   size_t usable = vam_align_up(size, page);
   size_t header = (size_t)(h->user - h->map_base);
   if (usable == h->usable) return h->user;
-  void *out = NULL;
-  if (vam__os_remap(h->map_base, h->map_size, header + usable, false, &out) != 0) return NULL;
+  size_t old_map = h->map_size, new_map = header + usable;
   int64_t delta = (int64_t)usable - (int64_t)h->usable;
-  h->map_size = header + usable;
-  h->usable = usable;
-  VAM_GAUGE(reserved_bytes, delta);
+  void *out = NULL;
+  if (vam__os_remap(h->map_base, old_map, new_map, NULL, &out) == 0) {
+    h->map_size = new_map;
+    h->usable = usable;
+  } else {
+    if (header != page || usable < h->usable) return NULL; /* aligned ones copy */
+    void *target = NULL;
+    if (vam__os_reserve(new_map, VAM_CHUNK_SIZE, &target) != 0) return NULL;
+    if (vam__chunkmap_set((uintptr_t)target, VAM_MAP_HUGE_HEAD) != 0) {
+      vam__os_release(target, new_map);
+      return NULL;
+    }
+    uint8_t *old_base = h->map_base;
+    if (vam__os_remap(old_base, old_map, new_map, target, &out) != 0) {
+      vam__chunkmap_set((uintptr_t)target, VAM_MAP_NONE);
+      vam__os_release(target, new_map);
+      return NULL;
+    }
+    /* The old range is gone (moved), and the header with it: h is stale. */
+    vam__chunkmap_set((uintptr_t)old_base, VAM_MAP_NONE);
+    h = out;
+    h->map_base = out;
+    h->map_size = new_map;
+    h->user = (uint8_t *)out + header;
+    h->usable = usable;
+  }
+  VAM_GAUGE(reserved_bytes, (int64_t)new_map - (int64_t)old_map);
   VAM_GAUGE(committed_bytes, delta);
   VAM_GAUGE(huge_bytes, delta);
   return h->user;

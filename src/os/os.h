@@ -120,8 +120,11 @@ int vam__os_release(void *addr, size_t size);
  * range now reads as zeroes (true for MADV_DONTNEED on private anonymous
  * memory, false for MADV_FREE).  On failure the contents are unchanged. */
 int vam__os_decommit(void *addr, size_t size, bool *zeroed);
-/* Grow or shrink a mapping; without may_move only in place. */
-int vam__os_remap(void *addr, size_t old_size, size_t new_size, bool may_move, void **out);
+/* Grow or shrink a mapping.  With target == NULL only in place; otherwise
+ * the pages move (without copying) onto target, which must be a reservation
+ * of new_size bytes that the move replaces.  ENOTSUP where the OS has no
+ * remap: the caller copies. */
+int vam__os_remap(void *addr, size_t old_size, size_t new_size, void *target, void **out);
 /* Exclude from core dumps (optional, called once per reservation). */
 int vam__os_dontdump(void *addr, size_t size);
 /* Residency of each page in vec (1 = resident). */

@@ -67,8 +67,8 @@ int vam__os_decommit(void *addr, size_t size, bool *zeroed) {
   return err;
 }
 
-int vam__os_remap(void *addr, size_t old_size, size_t new_size, bool may_move, void **out) {
-  (void)addr; (void)old_size; (void)new_size; (void)may_move; (void)out;
+int vam__os_remap(void *addr, size_t old_size, size_t new_size, void *target, void **out) {
+  (void)addr; (void)old_size; (void)new_size; (void)target; (void)out;
   return ENOTSUP;
 }
 

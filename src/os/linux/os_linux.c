@@ -108,15 +108,16 @@ int vam__os_decommit(void *addr, size_t size, bool *zeroed) {
   return err;
 }
 
-static int remap(void *addr, size_t old_size, size_t new_size, bool may_move, void **out) {
-  void *p = mremap(addr, old_size, new_size, may_move ? MREMAP_MAYMOVE : 0);
+static int remap(void *addr, size_t old_size, size_t new_size, void *target, void **out) {
+  void *p = target ? mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target)
+                   : mremap(addr, old_size, new_size, 0);
   if (p == MAP_FAILED) return errno;
   *out = p;
   return 0;
 }
 
-int vam__os_remap(void *addr, size_t old_size, size_t new_size, bool may_move, void **out) {
-  return VAM_OS_ONCE(VAM_OS_mremap, remap(addr, old_size, new_size, may_move, out));
+int vam__os_remap(void *addr, size_t old_size, size_t new_size, void *target, void **out) {
+  return VAM_OS_ONCE(VAM_OS_mremap, remap(addr, old_size, new_size, target, out));
 }
 
 int vam__os_dontdump(void *addr, size_t size) {
