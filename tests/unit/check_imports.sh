@@ -1,0 +1,21 @@
+#!/bin/sh
+# libvamalloc.so may import only functions that cannot allocate or recurse
+# into malloc: no stdio, no getenv, no dlsym.  Any import outside this list
+# fails the test, so a new dependency is a deliberate decision.
+so="$1"
+allowed=" _ITM_deregisterTMCloneTable _ITM_registerTMCloneTable __cxa_finalize __environ
+ __errno_location __gmon_start__ __register_atfork abort close environ getpid madvise
+ memcpy memmove memset mincore mmap mmap64 mremap munmap nanosleep open open64
+ pthread_key_create pthread_mutex_init pthread_mutex_lock pthread_mutex_trylock
+ pthread_mutex_unlock pthread_setspecific read strchr strcpy strlen strncmp strnlen
+ sysconf write "
+bad=""
+for sym in $(nm -D --undefined-only "$so" | awk '{print $2}' | sed 's/@.*//'); do
+  case "$allowed" in *" $sym "*|*" $sym
+"*) ;; *) bad="$bad $sym" ;; esac
+done
+if [ -n "$bad" ]; then
+  echo "libvamalloc.so imports functions outside the allow-list:$bad"
+  exit 1
+fi
+echo "imports ok"
