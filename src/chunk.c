@@ -60,10 +60,9 @@ static size_t find_run(vam_chunk_t *c, size_t n, size_t align) {
 
 static vam_chunk_t *chunk_new(void) {
   void *p = NULL;
-  int err = vam__os_reserve(VAM_CHUNK_SIZE, VAM_CHUNK_SIZE, &p);
-  if (err) return NULL;
+  if (vam__va_reserve(VAM_CHUNK_SIZE, VAM_CHUNK_SIZE, &p) != 0) return NULL;
   if (vam__chunkmap_set((uintptr_t)p, VAM_MAP_CHUNK) != 0) {
-    vam__os_release(p, VAM_CHUNK_SIZE);
+    vam__va_release(p, VAM_CHUNK_SIZE);
     return NULL;
   }
   vam_chunk_t *c = p; /* fresh mapping: header reads as zeroes */
@@ -72,7 +71,6 @@ static vam_chunk_t *chunk_new(void) {
   bits_set(c->used_map, 0, 1);
   bits_set(c->dirty_map, 0, 1);
   VAM_COUNT(chunks_reserved);
-  VAM_GAUGE(reserved_bytes, VAM_CHUNK_SIZE);
   return c;
 }
 
@@ -80,14 +78,13 @@ static vam_chunk_t *chunk_new(void) {
 static bool chunk_unmap(vam_chunk_t *c) {
   void *base = c;
   vam__chunkmap_set((uintptr_t)base, VAM_MAP_NONE);
-  if (vam__os_release(base, VAM_CHUNK_SIZE) != 0) {
+  if (vam__va_release(base, VAM_CHUNK_SIZE) != 0) {
     /* munmap refused (e.g. ENOMEM at vm.max_map_count): keep it as ours. */
     vam__chunkmap_set((uintptr_t)base, VAM_MAP_CHUNK);
     VAM_COUNT(chunk_release_failures);
     return false;
   }
   VAM_COUNT(chunks_released);
-  VAM_GAUGE(reserved_bytes, -(int64_t)VAM_CHUNK_SIZE);
   return true;
 }
 
@@ -135,6 +132,15 @@ static vam_page_t *carve(vam_chunk_t *c, size_t start, size_t n, bool *zeroed) {
   pg->start = (uint8_t *)c + start * VAM_UNIT_SIZE;
   VAM_GAUGE(committed_bytes, n * VAM_UNIT_SIZE);
   return pg;
+}
+
+/* Decommit a fully free chunk's units.  On failure the dirty bits stay,
+ * so calloc never trusts those pages to be zero. */
+static void chunk_decommit(vam_chunk_t *c) {
+  bool zeroed = false;
+  uint8_t *from = (uint8_t *)c + VAM_UNIT_SIZE;
+  if (vam__va_decommit(from, VAM_CHUNK_SIZE - VAM_UNIT_SIZE, &zeroed) && zeroed)
+    bits_clear(c->dirty_map, 1, VAM_UNITS - 1);
 }
 
 static vam_page_t *span_alloc_locked(size_t units, size_t align_units, bool *zeroed) {
@@ -185,19 +191,17 @@ void vam__span_free(vam_page_t *pg) {
     list_remove(&chunks, c);
     if (empty_count < vam__options.chunk_cache) {
       /* Keep it, but give its pages back: one madvise for the whole range. */
-      bool zeroed = false;
-      uint8_t *from = (uint8_t *)c + VAM_UNIT_SIZE;
-      if (vam__os_decommit(from, VAM_CHUNK_SIZE - VAM_UNIT_SIZE, &zeroed) == 0 && zeroed) {
-        bits_clear(c->dirty_map, 1, VAM_UNITS - 1);
-      } else {
-        VAM_COUNT(decommit_failures);
-      }
+      chunk_decommit(c);
       list_push(&empty_chunks, c);
       empty_count++;
     } else if (!chunk_unmap(c)) {
       list_push(&empty_chunks, c);
       empty_count++;
     }
+    /* A decommit that gave up earlier is not remembered as final: each
+     * time a chunk empties, the cached ones still dirty are tried again. */
+    for (vam_chunk_t *e = empty_chunks; e; e = e->next)
+      if (e != c && bits_any(e->dirty_map, 1, VAM_UNITS - 1)) chunk_decommit(e);
   }
   pthread_mutex_unlock(&vam__chunk_lock);
 }

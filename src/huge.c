@@ -4,35 +4,108 @@
  * finds the header by the same masking as for chunks.  Over-aligned objects
  * (alignment above a page) sit further in; the chunk holding the user
  * pointer is then marked HUGE_USER in the chunk map and the header is found
- * by stepping back chunk by chunk to the HUGE_HEAD mark.  (Pooling of huge
- * mappings is the large-region pool's job.) */
+ * by stepping back chunk by chunk to the HUGE_HEAD mark.
+ *
+ * When the kernel refuses to unmap a huge range (munmap can fail with
+ * ENOMEM when it would split a VMA past vm.max_map_count), the range stays
+ * in the books: it is decommitted and kept on a small list, from which later
+ * huge allocations are served and whose release is retried on every huge
+ * free.  Nothing is forgotten, so a later munmap of anything handed out
+ * still works (why.md item 4).  (Pooling huge mappings for speed is the
+ * large-region pool's job.) */
 #include "internal.h"
 
+#define RETAINED_MAX 64
+static pthread_mutex_t retained_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+  uint8_t *base;
+  size_t size;
+} retained[RETAINED_MAX];
+static size_t retained_count;
+
+static void retain(uint8_t *base, size_t size) {
+  vam__va_decommit(base, size, NULL);
+  pthread_mutex_lock(&retained_lock);
+  if (retained_count < RETAINED_MAX) {
+    retained[retained_count].base = base;
+    retained[retained_count].size = size;
+    retained_count++;
+    VAM_COUNT(huge_retained);
+  } else {
+    VAM_COUNT(huge_leaked);
+  }
+  pthread_mutex_unlock(&retained_lock);
+}
+
+/* Take a kept range of at least size bytes (chunk-aligned, and aligned to
+ * align).  The smallest that fits, so big ones stay for big requests. */
+static uint8_t *take_retained(size_t size, size_t align, size_t *got) {
+  uint8_t *base = NULL;
+  pthread_mutex_lock(&retained_lock);
+  size_t best = RETAINED_MAX;
+  for (size_t i = 0; i < retained_count; i++)
+    if (retained[i].size >= size && ((uintptr_t)retained[i].base & (align - 1)) == 0 &&
+        (best == RETAINED_MAX || retained[i].size < retained[best].size))
+      best = i;
+  if (best != RETAINED_MAX) {
+    base = retained[best].base;
+    *got = retained[best].size;
+    retained[best] = retained[--retained_count];
+  }
+  pthread_mutex_unlock(&retained_lock);
+  return base;
+}
+
+/* Try once more to give one kept range back. */
+static void release_one_retained(void) {
+  pthread_mutex_lock(&retained_lock);
+  if (retained_count == 0) {
+    pthread_mutex_unlock(&retained_lock);
+    return;
+  }
+  uint8_t *base = retained[retained_count - 1].base;
+  size_t size = retained[retained_count - 1].size;
+  retained_count--;
+  pthread_mutex_unlock(&retained_lock);
+  if (vam__va_release(base, size) != 0) {
+    pthread_mutex_lock(&retained_lock);
+    retained[retained_count].base = base; /* the slot we just freed */
+    retained[retained_count].size = size;
+    retained_count++;
+    pthread_mutex_unlock(&retained_lock);
+  }
+}
+
 void *vam__huge_alloc(size_t size, size_t align, bool zero) {
-  (void)zero; /* fresh mappings read as zeroes */
   size_t page = vam__os_config.page_size;
   if (align < page) align = page;
   size_t header = align > page ? align : page;
   if (size > PTRDIFF_MAX - header - page) return NULL;
   size_t usable = vam_align_up(size, page);
   size_t map_size = header + usable;
+  size_t map_align = VAM_CHUNK_SIZE > align ? VAM_CHUNK_SIZE : align;
   void *base = NULL;
-  if (vam__os_reserve(map_size, VAM_CHUNK_SIZE > align ? VAM_CHUNK_SIZE : align, &base) != 0) {
+  bool from_retained = false;
+  size_t got = 0;
+  if (retained_count && (base = take_retained(map_size, map_align, &got)) != NULL) {
+    /* A kept range: decommitted when kept, so it may hold old bytes only if
+     * that decommit failed; zero what the caller will see if asked. */
+    map_size = got;
+    usable = map_size - header;
+    from_retained = true;
+    VAM_COUNT(huge_reused);
+  } else if (vam__va_reserve(map_size, map_align, &base) != 0) {
     vam__heap_pool_collect();
     vam__chunk_release_cached();
-    if (vam__os_reserve(map_size, VAM_CHUNK_SIZE > align ? VAM_CHUNK_SIZE : align, &base) != 0)
-      return NULL;
+    if (vam__va_reserve(map_size, map_align, &base) != 0) return NULL;
     VAM_COUNT(fallback_allocs);
   }
   uint8_t *user = (uint8_t *)base + header;
-  if (vam__chunkmap_set((uintptr_t)base, VAM_MAP_HUGE_HEAD) != 0) {
-    vam__os_release(base, map_size);
-    return NULL;
-  }
-  if (vam__chunk_of(user) != (vam_chunk_t *)base &&
-      vam__chunkmap_set((uintptr_t)user, VAM_MAP_HUGE_USER) != 0) {
+  if (vam__chunkmap_set((uintptr_t)base, VAM_MAP_HUGE_HEAD) != 0 ||
+      (vam__chunk_of(user) != (vam_chunk_t *)base &&
+       vam__chunkmap_set((uintptr_t)user, VAM_MAP_HUGE_USER) != 0)) {
     vam__chunkmap_set((uintptr_t)base, VAM_MAP_NONE);
-    vam__os_release(base, map_size);
+    if (from_retained || vam__va_release(base, map_size) != 0) retain(base, map_size);
     return NULL;
   }
   vam_huge_t *h = base;
@@ -41,7 +114,7 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero) {
   h->map_size = map_size;
   h->user = user;
   h->usable = usable;
-  VAM_GAUGE(reserved_bytes, map_size);
+  if (from_retained && zero) memset(user, 0, size);
   VAM_GAUGE(committed_bytes, usable);
   VAM_GAUGE(huge_bytes, usable);
   VAM_COUNT(huge_allocs);
@@ -54,9 +127,8 @@ vam_huge_t *vam__huge_of(const void *p) {
   uintptr_t a = (uintptr_t)p & ~(uintptr_t)VAM_CHUNK_MASK;
   unsigned kind = vam__chunkmap_kind(a);
   if (kind == VAM_MAP_HUGE_USER) {
-    /* Bounded by the largest alignment we serve (1 GiB = 256 chunks)... and
-     * by the user pointer's distance from its header in any case. */
-    for (size_t steps = 0; steps < ((size_t)1 << 20) && kind != VAM_MAP_HUGE_HEAD; steps++) {
+    /* The header is at most the largest alignment served (2^40) back. */
+    for (size_t steps = 0; steps < ((size_t)1 << 18) && kind != VAM_MAP_HUGE_HEAD; steps++) {
       a -= VAM_CHUNK_SIZE;
       kind = vam__chunkmap_kind(a);
       if (kind == VAM_MAP_CHUNK) return NULL;
@@ -75,18 +147,11 @@ void vam__huge_free(vam_huge_t *h) {
   vam__chunkmap_set((uintptr_t)base, VAM_MAP_NONE);
   if (vam__chunk_of(user) != (vam_chunk_t *)base) vam__chunkmap_set((uintptr_t)user, VAM_MAP_NONE);
   h->magic = 0;
-  if (vam__os_release(base, map_size) != 0) {
-    /* The kernel refused (a split past vm.max_map_count): the range stays
-     * mapped, so give its pages back at least, and count it. */
-    vam__os_decommit(base, map_size, NULL);
-    VAM_COUNT(chunk_release_failures);
-    vam__health_degraded("munmap of a huge object failed; range leaked as decommitted");
-  } else {
-    VAM_GAUGE(reserved_bytes, -(int64_t)map_size);
-  }
   VAM_GAUGE(committed_bytes, -(int64_t)usable);
   VAM_GAUGE(huge_bytes, -(int64_t)usable);
   VAM_COUNT(huge_frees);
+  if (retained_count) release_one_retained();
+  if (vam__va_release(base, map_size) != 0) retain(base, map_size);
 }
 
 /* Resize without copying where the kernel can: in place first, else move
@@ -101,21 +166,21 @@ void *vam__huge_realloc(vam_huge_t *h, size_t size) {
   size_t old_map = h->map_size, new_map = header + usable;
   int64_t delta = (int64_t)usable - (int64_t)h->usable;
   void *out = NULL;
-  if (vam__os_remap(h->map_base, old_map, new_map, NULL, &out) == 0) {
+  if (vam__va_remap(h->map_base, old_map, new_map, NULL, &out) == 0) {
     h->map_size = new_map;
     h->usable = usable;
   } else {
     if (header != page || usable < h->usable) return NULL; /* aligned ones copy */
     void *target = NULL;
-    if (vam__os_reserve(new_map, VAM_CHUNK_SIZE, &target) != 0) return NULL;
+    if (vam__va_reserve(new_map, VAM_CHUNK_SIZE, &target) != 0) return NULL;
     if (vam__chunkmap_set((uintptr_t)target, VAM_MAP_HUGE_HEAD) != 0) {
-      vam__os_release(target, new_map);
+      if (vam__va_release(target, new_map) != 0) retain(target, new_map);
       return NULL;
     }
     uint8_t *old_base = h->map_base;
-    if (vam__os_remap(old_base, old_map, new_map, target, &out) != 0) {
+    if (vam__va_remap(old_base, old_map, new_map, target, &out) != 0) {
       vam__chunkmap_set((uintptr_t)target, VAM_MAP_NONE);
-      vam__os_release(target, new_map);
+      if (vam__va_release(target, new_map) != 0) retain(target, new_map);
       return NULL;
     }
     /* The old range is gone (moved), and the header with it: h is stale. */
@@ -126,7 +191,6 @@ void *vam__huge_realloc(vam_huge_t *h, size_t size) {
     h->user = (uint8_t *)out + header;
     h->usable = usable;
   }
-  VAM_GAUGE(reserved_bytes, (int64_t)new_map - (int64_t)old_map);
   VAM_GAUGE(committed_bytes, delta);
   VAM_GAUGE(huge_bytes, delta);
   return h->user;

@@ -40,6 +40,7 @@ static void fork_child(void) {
 static void apply_options(void) {
   vam__os_retry_max = (unsigned)vam__options.retry_max;
   vam__os_retry_delay_us = (unsigned)vam__options.retry_delay_us;
+  if (vam__options.faults) vam__os_fault_spec(vam__option_str(vam__options.faults), true);
 }
 
 static bool env_flag(char **env, const char *name) {

@@ -27,7 +27,9 @@ static inline bool vam_is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; 
  *   type bool: 0/1 (also true/false, yes/no, on/off)
  *   type uint: decimal in [min, max]
  *   type size: bytes with optional K/M/G suffix, in [min, max]
- *   type enum: one of the '|'-separated values, or its index */
+ *   type enum: one of the '|'-separated values, or its index
+ *   type spec: a string checked by its own parser (the field holds a
+ *              pointer into environ, which lives as long as the process) */
 #define VAM_OPTIONS(X)                                                                      \
   X(STATS, stats, enum, 0, 0, 2, "off|text|json",                                           \
     "print a statistics summary to stderr at exit (1 = text)")                              \
@@ -40,9 +42,17 @@ static inline bool vam_is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; 
   X(CHUNK_CACHE, chunk_cache, uint, 4, 0, 1024, "",                                         \
     "empty 4 MiB chunks kept (decommitted) for reuse instead of unmapped")                  \
   X(ON_CORRUPTION, on_corruption, enum, 0, 0, 2, "abort|warn|ignore",                       \
-    "what to do on detected heap corruption (invalid free of a heap address)")
+    "what to do on detected heap corruption (invalid free of a heap address)")              \
+  X(DONTDUMP, dontdump, bool, 0, 0, 1, "",                                                  \
+    "exclude vamalloc's reservations from core dumps (marked once per reservation)")        \
+  X(HOST_SHIM, host_shim, bool, 1, 0, 1, "",                                                \
+    "route the host program's madvise/mincore through the capped retry (preload only)")     \
+  X(HOST_DONTDUMP, host_dontdump, enum, 0, 0, 1, "keep|drop",                               \
+    "drop: the host's MADV_DONTDUMP/DODUMP succeed without reaching the kernel")            \
+  X(FAULTS, faults, spec, 0, 0, 0, "",                                                      \
+    "fault injection rules, e.g. madvise=EAGAIN:every=3 (test builds only)")
 
-typedef enum { VAM_OPT_bool, VAM_OPT_uint, VAM_OPT_size, VAM_OPT_enum } vam_opt_type_t;
+typedef enum { VAM_OPT_bool, VAM_OPT_uint, VAM_OPT_size, VAM_OPT_enum, VAM_OPT_spec } vam_opt_type_t;
 
 typedef struct vam_options {
 #define VAM_OPT_FIELD(NAME, field, type, def, min, max, values, doc) uint64_t field;
@@ -52,6 +62,8 @@ typedef struct vam_options {
 
 enum { VAM_STATS_OFF = 0, VAM_STATS_ON_TEXT = 1, VAM_STATS_ON_JSON = 2 };
 enum { VAM_CORRUPT_ABORT = 0, VAM_CORRUPT_WARN = 1, VAM_CORRUPT_IGNORE = 2 };
+enum { VAM_HOST_DONTDUMP_KEEP = 0, VAM_HOST_DONTDUMP_DROP = 1 };
+static inline const char *vam__option_str(uint64_t field) { return (const char *)(uintptr_t)field; }
 
 extern vam_options_t vam__options;
 void vam__options_init(char **environ);
@@ -71,6 +83,7 @@ void vam__options_markdown(int fd);
   X(foreign_frees, "free/realloc/usable_size of pointers vamalloc never handed out") \
   X(invalid_frees, "frees of heap addresses that are not a live block start")    \
   X(enomem_returns, "allocations that returned NULL with ENOMEM")                \
+  X(host_dontdump_dropped, "host MADV_DONTDUMP/DODUMP calls answered without the kernel")                \
   X(pages_acquired, "spans taken for slabs")                                     \
   X(pages_released, "slab spans given back to their chunk")                      \
   X(chunks_reserved, "4 MiB chunks mapped")                                      \
@@ -79,7 +92,11 @@ void vam__options_markdown(int fd);
   X(decommit_failures, "decommits that gave up (pages stay committed)")          \
   X(heaps_created, "thread heaps created")                                       \
   X(heaps_reused, "thread heaps taken over from exited threads")                 \
-  X(fallback_allocs, "allocations served through a fallback path")
+  X(fallback_allocs, "allocations served through a fallback path")             \
+  X(dontdump_failures, "MADV_DONTDUMP marks the kernel refused (ignored)")       \
+  X(huge_retained, "huge ranges kept (decommitted) because munmap was refused")  \
+  X(huge_reused, "huge objects served from a kept range")                        \
+  X(huge_leaked, "huge ranges munmap refused with no room to keep them")
 
 /* Gauges (current and peak). */
 #define VAM_STAT_GAUGES(X)                                              \
@@ -102,9 +119,16 @@ extern vam_stats_global_t vam__stats;
 #define VAM_COUNT(name) vam_stat_add(&vam__stats.name, 1)
 #define VAM_GAUGE(name, delta) vam_gauge_add(&vam__stats.name, (int64_t)(delta))
 void vam__stats_print(int fd, int format);
-/* Health: ok unless a degradation happened; reason is a static string. */
-void vam__health_degraded(const char *reason);
-void vam__health_recovered(const char *what);
+/* Health: one bit per kind of trouble; the process is degraded while any
+ * bit is set.  Transitions log one line with VAMALLOC_VERBOSE=1. */
+enum {
+  VAM_HEALTH_MMAP = 1u << 0,     /* the kernel refused a new mapping */
+  VAM_HEALTH_MUNMAP = 1u << 1,   /* the kernel refused to drop one */
+  VAM_HEALTH_DECOMMIT = 1u << 2, /* madvise gave up */
+  VAM_HEALTH_META = 1u << 3,     /* metadata could not be allocated */
+};
+void vam__health_fail(unsigned bit, const char *reason);
+void vam__health_ok(unsigned bit, const char *what);
 
 /* ---- libc.c: allocation-free helpers --------------------------------------- */
 typedef struct vam_buf {
@@ -139,6 +163,13 @@ static inline unsigned vam__chunkmap_kind(uintptr_t addr) {
 }
 int vam__chunkmap_set(uintptr_t addr, unsigned kind);
 extern pthread_mutex_t vam__map_lock;
+
+/* ---- vabudget.c: every reservation ------------------------------------------ */
+int vam__va_reserve(size_t size, size_t align, void **out);
+int vam__va_release(void *addr, size_t size);
+bool vam__va_decommit(void *addr, size_t size, bool *zeroed);
+int vam__va_remap(void *addr, size_t old_size, size_t new_size, void *target, void **out);
+uint64_t vam__va_mappings(void);
 
 /* ---- meta.c: metadata with reuse -------------------------------------------- */
 void *vam__meta_alloc(size_t size);
@@ -199,6 +230,10 @@ void *vam__huge_realloc(vam_huge_t *h, size_t size);
 /* ---- alloc.c -------------------------------------------------------------- */
 void *vam__malloc_slow(size_t size);
 void vam__corruption(const char *what, const void *p);
+
+/* ---- hostshim.c: the host's madvise/mincore (override.c exports them) ---- */
+int vam__host_madvise(void *addr, size_t len, int advice);
+int vam__host_mincore(void *addr, size_t len, unsigned char *vec);
 
 /* ---- init.c --------------------------------------------------------------- */
 extern vam_atomic(int) vam__init_state; /* 0 none, 1 running, 2 done */

@@ -48,11 +48,12 @@ void *vam__meta_alloc(size_t size) {
   if (bump == NULL || (size_t)(bump_end - bump) < size) {
     size_t region = size > META_REGION ? vam_align_up(size, vam__os_config.page_size) : META_REGION;
     void *p = NULL;
-    if (vam__os_reserve(region, vam__os_config.page_size, &p) != 0) {
+    if (vam__va_reserve(region, vam__os_config.page_size, &p) != 0) {
       pthread_mutex_unlock(&vam__meta_lock);
+      vam__health_fail(VAM_HEALTH_META, "metadata allocation failed");
       return NULL;
     }
-    VAM_GAUGE(reserved_bytes, region);
+    vam__health_ok(VAM_HEALTH_META, "metadata allocation works again");
     /* The old region's tail (smaller than this object) is abandoned: at
      * most one partial object per 64 KiB region. */
     bump = p;

@@ -67,6 +67,10 @@ static bool parse_value(const opt_desc_t *o, const char *v, uint64_t *out) {
       if (n < o->min || n > o->max) return false;
       *out = n;
       return true;
+    case VAM_OPT_spec:
+      if (vam__os_fault_spec(v, false) == EINVAL) return false;
+      *out = (uint64_t)(uintptr_t)v;
+      return true;
     case VAM_OPT_enum: {
       int i = enum_index(o->values, v);
       if (i < 0 && vam__parse_u64(v, &n, false) && n <= o->max) i = (int)n;
@@ -93,6 +97,9 @@ static void describe_range(vam_buf_t *b, const opt_desc_t *o) {
       vam__buf_str(b, "one of ");
       vam__buf_str(b, o->values);
       break;
+    case VAM_OPT_spec:
+      vam__buf_str(b, "KIND=ERRNO[:after=N][:count=N][:every=N][:rate=P][:seed=S],...");
+      break;
   }
 }
 
@@ -106,6 +113,8 @@ static void describe_value(vam_buf_t *b, const opt_desc_t *o, uint64_t v) {
     const char *e = p;
     while (*e && *e != '|') e++;
     vam__buf_strn(b, p, (size_t)(e - p));
+  } else if (o->type == VAM_OPT_spec) {
+    vam__buf_str(b, v ? vam__option_str(v) : "none");
   } else {
     vam__buf_u64(b, v);
   }
@@ -135,6 +144,13 @@ void vam__options_init(char **env) {
     uint64_t v;
     if (parse_value(o, eq + 1, &v)) {
       *field_of(o) = v;
+      if (o->type == VAM_OPT_spec && vam__os_fault_spec(eq + 1, false) == ENOTSUP) {
+        vam__buf_str(&b, "vamalloc: VAMALLOC_");
+        vam__buf_str(&b, o->name);
+        vam__buf_str(&b, " has no effect: this build has no fault injection "
+                         "(meson -Dfault_injection=true)\n");
+        vam__buf_flush(&b);
+      }
       continue;
     }
     vam__buf_str(&b, "vamalloc: VAMALLOC_");

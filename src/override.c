@@ -55,3 +55,14 @@ VAM_OVERRIDE_API int malloc_trim(size_t pad) {
   vam__chunk_release_cached();
   return 1;
 }
+
+/* The host shim (hostshim.c): the program's own madvise/mincore calls get
+ * the capped retry too. */
+extern int vam__host_madvise(void *addr, size_t len, int advice);
+extern int vam__host_mincore(void *addr, size_t len, unsigned char *vec);
+VAM_OVERRIDE_API int madvise(void *addr, size_t len, int advice) {
+  return vam__host_madvise(addr, len, advice);
+}
+VAM_OVERRIDE_API int mincore(void *addr, size_t len, unsigned char *vec) {
+  return vam__host_mincore(addr, len, vec);
+}

@@ -9,20 +9,22 @@
 
 vam_stats_global_t vam__stats;
 
-static vam_atomic(int) health_degraded;
+static vam_atomic(unsigned) health_bits;
 static const char *vam_atomic(health_reason);
 static vam_atomic(uint64_t) degrade_events;
 
-void vam__health_degraded(const char *reason) {
-  vam_stat_add(&degrade_events, 1);
+void vam__health_fail(unsigned bit, const char *reason) {
   vam_store_relaxed(&health_reason, reason);
-  if (atomic_exchange(&health_degraded, 1) == 0 && vam__options.verbose)
-    vam__log("degraded: ", reason, NULL);
+  unsigned old = atomic_fetch_or(&health_bits, bit);
+  if (old & bit) return;
+  vam_stat_add(&degrade_events, 1);
+  if (old == 0 && vam__options.verbose) vam__log("degraded: ", reason, NULL);
 }
 
-void vam__health_recovered(const char *what) {
-  if (atomic_exchange(&health_degraded, 0) == 1 && vam__options.verbose)
-    vam__log("recovered: ", what, NULL);
+void vam__health_ok(unsigned bit, const char *what) {
+  if (!(vam_load_relaxed(&health_bits) & bit)) return; /* the common case: one load */
+  unsigned old = atomic_fetch_and(&health_bits, ~bit);
+  if ((old & bit) && old == bit && vam__options.verbose) vam__log("recovered: ", what, NULL);
 }
 
 typedef struct totals {
@@ -91,10 +93,11 @@ void vam__stats_print(int fd, int format) {
   else vam__buf_str(&b, "vamalloc: statistics\n");
   kv_s(&b, json, &first, "vamalloc_version", "0.1.0");
   kv_u(&b, json, &first, "pid", (uint64_t)vam__os_getpid());
-  int degraded = vam_load_relaxed(&health_degraded);
+  unsigned bits = vam_load_relaxed(&health_bits);
   const char *reason = vam_load_relaxed(&health_reason);
-  kv_s(&b, json, &first, "health", degraded ? "degraded" : "ok");
-  kv_s(&b, json, &first, "health_reason", reason ? reason : "");
+  kv_s(&b, json, &first, "health", bits ? "degraded" : "ok");
+  kv_s(&b, json, &first, "health_reason", bits && reason ? reason : "");
+  kv_u(&b, json, &first, "mappings", vam__va_mappings());
   kv_u(&b, json, &first, "degrade_events", vam_load_relaxed(&degrade_events));
   kv_u(&b, json, &first, "malloc_calls", t.malloc_calls);
   kv_u(&b, json, &first, "free_calls", t.free_calls);

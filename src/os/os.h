@@ -34,7 +34,8 @@ extern vam_os_config_t vam__os_config;
 
 /* The kinds of kernel call we count.  X(name) */
 #define VAM_OS_CALLS(X) \
-  X(mmap) X(munmap) X(mremap) X(madvise) X(mprotect) X(mincore)
+  X(mmap) X(munmap) X(mremap) X(madvise) X(mprotect) X(mincore) \
+  X(host_madvise) X(host_mincore)
 
 typedef enum {
 #define VAM_OS_ENUM(name) VAM_OS_##name,
@@ -72,13 +73,17 @@ extern unsigned vam__os_retry_delay_us;
 void vam__os_count(vam_os_call_t kind, int err);
 int vam__os_retry_eagain(vam_os_call_t kind, int err, unsigned *tries);
 /* Test hook: the errno to inject for this call, or 0.  Compiled in only
- * with -Dfault_injection=true; otherwise it folds away to nothing. */
+ * with -Dfault_injection=true (and in the test-only libraries); otherwise
+ * it folds away to nothing.  Rules come from VAMALLOC_FAULTS (fault.c). */
 #ifdef VAM_FAULT_INJECTION
 int vam__os_fault(vam_os_call_t kind);
-void vam__os_fault_set(vam_os_call_t kind, int err, unsigned after, unsigned count);
 #else
 static inline int vam__os_fault(vam_os_call_t kind) { (void)kind; return 0; }
 #endif
+/* Parse a VAMALLOC_FAULTS spec; with install, make it the active rule set
+ * (and restart the call counters).  Returns 0, EINVAL for a bad spec, or
+ * ENOTSUP when fault injection is not compiled in. */
+int vam__os_fault_spec(const char *spec, bool install);
 
 /* The retry macro: `expr` is evaluated again after each EAGAIN, with a
  * nanosleep between tries, at most vam__os_retry_max extra times.  It yields
@@ -129,6 +134,14 @@ int vam__os_remap(void *addr, size_t old_size, size_t new_size, void *target, vo
 int vam__os_dontdump(void *addr, size_t size);
 /* Residency of each page in vec (1 = resident). */
 int vam__os_residency(void *addr, size_t size, unsigned char *vec);
+
+/* The host program's own madvise/mincore (the preload shim): the raw call
+ * through the same capped retry, counted as host_*.  `once` skips the
+ * retry (shim turned off).  Returns 0 or the final errno. */
+int vam__os_host_madvise(void *addr, size_t len, int advice, bool once);
+int vam__os_host_mincore(void *addr, size_t len, unsigned char *vec, bool once);
+/* MADV_DONTDUMP or MADV_DODUMP: advice that only changes core-dump size. */
+bool vam__os_advice_is_dump_only(int advice);
 
 /* Small services the core needs, none of which allocate. */
 void vam__os_write(int fd, const char *buf, size_t len);

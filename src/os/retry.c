@@ -73,32 +73,3 @@ void vam__os_sleep_us(unsigned us) {
   }
 }
 
-#ifdef VAM_FAULT_INJECTION
-/* Minimal hook for unit tests: fail the next `count` calls of a kind after
- * skipping `after` of them.  The VAMALLOC_FAULTS spec parser builds on it. */
-static struct {
-  vam_atomic(int) err;
-  vam_atomic(unsigned) after;
-  vam_atomic(unsigned) count;
-} faults[VAM_OS_CALL_KINDS];
-
-void vam__os_fault_set(vam_os_call_t kind, int err, unsigned after, unsigned count) {
-  vam_store_relaxed(&faults[kind].after, after);
-  vam_store_relaxed(&faults[kind].count, count);
-  vam_store_release(&faults[kind].err, err);
-}
-
-int vam__os_fault(vam_os_call_t kind) {
-  int err = vam_load_acquire(&faults[kind].err);
-  if (err == 0) return 0;
-  unsigned after = vam_load_relaxed(&faults[kind].after);
-  while (after > 0) {
-    if (atomic_compare_exchange_weak(&faults[kind].after, &after, after - 1)) return 0;
-  }
-  unsigned count = vam_load_relaxed(&faults[kind].count);
-  while (count > 0) {
-    if (atomic_compare_exchange_weak(&faults[kind].count, &count, count - 1)) return err;
-  }
-  return 0;
-}
-#endif

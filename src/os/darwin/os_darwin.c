@@ -85,6 +85,21 @@ int vam__os_residency(void *addr, size_t size, unsigned char *vec) {
   return VAM_OS_RETRY(VAM_OS_mincore, residency(addr, size, vec));
 }
 
+int vam__os_host_madvise(void *addr, size_t len, int advice, bool once) {
+  if (once) return VAM_OS_ONCE(VAM_OS_host_madvise, advise(addr, len, advice));
+  return VAM_OS_RETRY(VAM_OS_host_madvise, advise(addr, len, advice));
+}
+
+int vam__os_host_mincore(void *addr, size_t len, unsigned char *vec, bool once) {
+  if (once) return VAM_OS_ONCE(VAM_OS_host_mincore, residency(addr, len, vec));
+  return VAM_OS_RETRY(VAM_OS_host_mincore, residency(addr, len, vec));
+}
+
+bool vam__os_advice_is_dump_only(int advice) {
+  (void)advice;
+  return false; /* Darwin has no per-range core-dump advice */
+}
+
 void vam__os_write(int fd, const char *buf, size_t len) {
   while (len > 0) {
     ssize_t n = write(fd, buf, len);

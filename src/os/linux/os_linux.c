@@ -97,8 +97,11 @@ int vam__os_release(void *addr, size_t size) {
   return VAM_OS_ONCE(VAM_OS_munmap, unmap(addr, size));
 }
 
+/* Raw system calls, not the libc wrappers: when preloaded, libvamalloc.so
+ * itself exports madvise/mincore (the host shim), and the core must not
+ * loop back into it. */
 static int advise(void *addr, size_t size, int advice) {
-  return madvise(addr, size, advice) == 0 ? 0 : errno;
+  return syscall(SYS_madvise, addr, size, advice) == 0 ? 0 : errno;
 }
 
 int vam__os_decommit(void *addr, size_t size, bool *zeroed) {
@@ -125,11 +128,25 @@ int vam__os_dontdump(void *addr, size_t size) {
 }
 
 static int residency(void *addr, size_t size, unsigned char *vec) {
-  return mincore(addr, size, vec) == 0 ? 0 : errno;
+  return syscall(SYS_mincore, addr, size, vec) == 0 ? 0 : errno;
 }
 
 int vam__os_residency(void *addr, size_t size, unsigned char *vec) {
   return VAM_OS_RETRY(VAM_OS_mincore, residency(addr, size, vec));
+}
+
+int vam__os_host_madvise(void *addr, size_t len, int advice, bool once) {
+  if (once) return VAM_OS_ONCE(VAM_OS_host_madvise, advise(addr, len, advice));
+  return VAM_OS_RETRY(VAM_OS_host_madvise, advise(addr, len, advice));
+}
+
+int vam__os_host_mincore(void *addr, size_t len, unsigned char *vec, bool once) {
+  if (once) return VAM_OS_ONCE(VAM_OS_host_mincore, residency(addr, len, vec));
+  return VAM_OS_RETRY(VAM_OS_host_mincore, residency(addr, len, vec));
+}
+
+bool vam__os_advice_is_dump_only(int advice) {
+  return advice == MADV_DONTDUMP || advice == MADV_DODUMP;
 }
 
 void vam__os_write(int fd, const char *buf, size_t len) {

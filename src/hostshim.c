@@ -1,0 +1,35 @@
+/* hostshim.c: the host program's madvise and mincore, when preloaded.
+ *
+ * Bun (bmalloc/libpas) and V8 call madvise themselves; on EAGAIN the first
+ * spins with no delay and the second dies on a CHECK (why.md item 1).
+ * Preloaded, libvamalloc.so exports madvise/mincore (override.c) and routes
+ * them here: the same capped, backed-off retry as vamalloc's own calls.  A
+ * call that succeeds behaves exactly as before; after the cap the kernel's
+ * last error comes back.  VAMALLOC_HOST_SHIM=0 passes calls straight
+ * through; VAMALLOC_HOST_DONTDUMP=drop answers MADV_DONTDUMP/DODUMP without
+ * the kernel (they only change core-dump size, and they split VMAs). */
+#include "internal.h"
+
+int vam__host_madvise(void *addr, size_t len, int advice) {
+  vam__ensure_init();
+  if (vam__options.host_dontdump == VAM_HOST_DONTDUMP_DROP && vam__os_advice_is_dump_only(advice)) {
+    VAM_COUNT(host_dontdump_dropped);
+    return 0;
+  }
+  int err = vam__os_host_madvise(addr, len, advice, !vam__options.host_shim);
+  if (err) {
+    errno = err;
+    return -1;
+  }
+  return 0;
+}
+
+int vam__host_mincore(void *addr, size_t len, unsigned char *vec) {
+  vam__ensure_init();
+  int err = vam__os_host_mincore(addr, len, vec, !vam__options.host_shim);
+  if (err) {
+    errno = err;
+    return -1;
+  }
+  return 0;
+}
