@@ -197,7 +197,6 @@ static void test_orphan_free(void **state)
 
 enum { FORKS = 50, CHILD_LIMIT_S = 15, NINH = 24 };
 
-
 static atomic_int busy_stop;
 static atomic_long busy_ops;
 

@@ -82,6 +82,24 @@ static void test_unknown_variable(void **state) {
   assert_non_null(strstr(out, "VAMALLOC_NO_SUCH_THING"));
 }
 
+static void test_faults_spec(void **state) {
+  (void)state;
+  vam_options_t saved = vam__options;
+  char *bad[] = {"VAMALLOC_FAULTS=madvise=EWHAT", NULL};
+  const char *out = capture_options_init(bad);
+  assert_int_equal(count_lines(out), 1);
+  assert_non_null(strstr(out, "VAMALLOC_FAULTS='madvise=EWHAT'"));
+  assert_non_null(strstr(out, "using none"));
+  assert_int_equal(vam__options.faults, 0);
+  /* this (release) library has no hook: a valid spec is taken but the
+   * user is told it does nothing */
+  char *good[] = {"VAMALLOC_FAULTS=madvise=EAGAIN:every=3", NULL};
+  out = capture_options_init(good);
+  assert_int_equal(count_lines(out), 1);
+  assert_non_null(strstr(out, "has no effect"));
+  vam__options = saved;
+}
+
 static void test_parse_sizes(void **state) {
   (void)state;
   uint64_t v;
@@ -117,6 +135,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_good_values),     cmocka_unit_test(test_bad_values),
       cmocka_unit_test(test_unknown_variable), cmocka_unit_test(test_parse_sizes),
+      cmocka_unit_test(test_faults_spec),
       cmocka_unit_test(test_docs_from_table),
   };
   return cmocka_run_group_tests_name("options", tests, NULL, NULL);

@@ -1,0 +1,194 @@
+/* Degrade and recover (issue: the OS layer that survives the kernel).  Each
+ * test injects a fault through the OS layer's hook and checks that the
+ * allocator stays correct, says so in its health and counters, and comes
+ * back by itself once the kernel cooperates. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "internal.h"
+
+static uint64_t stat(vam_atomic(uint64_t) *c) { return vam_load_relaxed(c); }
+static void faults(const char *spec) { assert_int_equal(vam__os_fault_spec(spec, true), 0); }
+
+static char health_buf[16384];
+static bool degraded(void) {
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  vam_stats_print(fds[1], VAM_STATS_JSON);
+  close(fds[1]);
+  ssize_t n = read(fds[0], health_buf, sizeof health_buf - 1);
+  close(fds[0]);
+  health_buf[n > 0 ? n : 0] = 0;
+  return strstr(health_buf, "\"health\":\"degraded\"") != NULL;
+}
+
+static int setup(void **state) {
+  (void)state;
+  vam__ensure_init();
+  vam__os_retry_max = 3;      /* keep give-ups quick */
+  vam__os_retry_delay_us = 100;
+  vam__options.chunk_cache = 4;
+  return 0;
+}
+
+/* A decommit that gives up leaves the pages accounted as dirty: calloc over
+ * them still returns zeroes, and the decommit is tried again later. */
+static void test_decommit_gives_up(void **state) {
+  (void)state;
+  size_t big = (size_t)60 * VAM_UNIT_SIZE; /* two of these fill most of a chunk */
+  unsigned char *a = vam_malloc(big), *b = vam_malloc(big);
+  assert_true(vam__chunk_of(a) == vam__chunk_of(b)); /* a fresh chunk of their own */
+  memset(a, 0xaa, big);
+  memset(b, 0xbb, big);
+  uint64_t fail0 = stat(&vam__stats.decommit_failures);
+  uint64_t giveups0 = stat(&vam__os_counters[VAM_OS_madvise].giveups);
+  faults("madvise=EAGAIN");
+  vam_free(a);
+  vam_free(b); /* the chunk empties: decommit is tried and gives up */
+  assert_int_equal(stat(&vam__stats.decommit_failures) - fail0, 1);
+  assert_int_equal(stat(&vam__os_counters[VAM_OS_madvise].giveups) - giveups0, 1);
+  assert_true(degraded());
+  /* calloc lands on the same, still dirty, memory and must zero it */
+  unsigned char *z = vam_calloc(1, big);
+  assert_ptr_equal(z, a);
+  for (size_t i = 0; i < big; i++)
+    if (z[i] != 0) fail_msg("byte %zu is %#x after calloc over a failed decommit", i, z[i]);
+  vam_free(z);
+  /* the kernel cooperates again: the next chunk that empties retries the
+   * pending decommit too, and health comes back */
+  faults("");
+  unsigned char *c = vam_malloc(big), *d = vam_malloc(big);
+  vam_free(c);
+  vam_free(d);
+  assert_false(degraded());
+}
+
+/* Transient EAGAIN is absorbed by the retry: no give-up, no degradation. */
+static void test_transient_eagain(void **state) {
+  (void)state;
+  size_t big = (size_t)60 * VAM_UNIT_SIZE;
+  void *a = vam_malloc(big), *b = vam_malloc(big);
+  uint64_t retries0 = stat(&vam__os_counters[VAM_OS_madvise].retries);
+  uint64_t fail0 = stat(&vam__stats.decommit_failures);
+  faults("madvise=EAGAIN:count=2");
+  vam_free(a);
+  vam_free(b);
+  assert_true(stat(&vam__os_counters[VAM_OS_madvise].retries) - retries0 >= 2);
+  assert_int_equal(stat(&vam__stats.decommit_failures), fail0);
+  assert_false(degraded());
+  faults("");
+}
+
+/* mmap fails for a window: allocations that need new memory get NULL +
+ * ENOMEM (never a crash), memory already held keeps working, and after the
+ * window everything recovers without restarting anything. */
+static void test_mmap_window(void **state) {
+  (void)state;
+  vam__chunk_release_cached(); /* no cached chunk to fall back on */
+  faults("mmap=ENOMEM");
+  errno = 0;
+  assert_null(vam_malloc(64 << 20));
+  assert_int_equal(errno, ENOMEM);
+  /* large spans need a chunk when none has room: keep asking until refused */
+  void *held[256];
+  size_t n = 0;
+  for (; n < 256; n++) {
+    errno = 0;
+    held[n] = vam_malloc(1 << 20);
+    if (held[n] == NULL) break;
+  }
+  assert_true(n < 256);
+  assert_int_equal(errno, ENOMEM);
+  assert_true(degraded());
+  void *q = NULL;
+  errno = 0;
+  assert_int_equal(vam_posix_memalign(&q, 4096, 32 << 20), ENOMEM);
+  assert_null(q);
+  faults(""); /* the window closes */
+  void *big = vam_malloc(64 << 20);
+  assert_non_null(big);
+  memset(big, 1, 64 << 20);
+  assert_false(degraded());
+  for (size_t i = 0; i < n; i++) vam_free(held[i]);
+  vam_free(big);
+}
+
+/* munmap refused: the huge range stays in the books, is reused by the next
+ * huge allocation that fits, and is released once munmap works again. */
+static void test_munmap_refused_huge(void **state) {
+  (void)state;
+  unsigned char *h = vam_malloc(16 << 20);
+  memset(h, 0x5a, 16 << 20);
+  uint64_t kept0 = stat(&vam__stats.huge_retained), reused0 = stat(&vam__stats.huge_reused);
+  faults("munmap=ENOMEM");
+  vam_free(h);
+  assert_int_equal(stat(&vam__stats.huge_retained) - kept0, 1);
+  assert_false(vam_owns(h));
+  assert_true(degraded());
+  unsigned char *again = vam_calloc(1, 12 << 20);
+  assert_ptr_equal(again, h); /* the kept range, not a new mapping */
+  assert_int_equal(stat(&vam__stats.huge_reused) - reused0, 1);
+  for (size_t i = 0; i < (12u << 20); i += 512) assert_int_equal(again[i], 0);
+  vam_free(again); /* still refused: kept again */
+  faults("");
+  void *other = vam_malloc(8 << 20);
+  vam_free(other); /* munmap works: the kept range is released on the way */
+  assert_false(degraded());
+}
+
+/* munmap refused for an empty chunk: it stays cached and is reused. */
+static void test_munmap_refused_chunk(void **state) {
+  (void)state;
+  vam__options.chunk_cache = 0;
+  size_t big = (size_t)60 * VAM_UNIT_SIZE;
+  void *a = vam_malloc(big), *b = vam_malloc(big);
+  uint64_t fail0 = stat(&vam__stats.chunk_release_failures);
+  faults("munmap=ENOMEM");
+  vam_free(a);
+  vam_free(b);
+  assert_int_equal(stat(&vam__stats.chunk_release_failures) - fail0, 1);
+  faults("mmap=ENOMEM"); /* no new chunks: the kept one must serve */
+  void *c = vam_malloc(big);
+  assert_ptr_equal(c, a);
+  faults("");
+  vam_free(c);
+  vam__options.chunk_cache = 4;
+}
+
+/* Metadata allocation fails as a thread starts: its allocations still work
+ * (the shared heap) or fail cleanly, and it gets its own heap once the
+ * kernel cooperates. */
+static void *thread_under_meta_failure(void *arg) {
+  (void)arg;
+  faults("mmap=ENOMEM");
+  void *p = vam_malloc(40);
+  if (p == NULL && errno != ENOMEM) return (void *)1;
+  faults("");
+  void *q = vam_malloc(40);
+  if (q == NULL) return (void *)2;
+  if (vam__tls_heap == &vam__empty_heap) return (void *)3; /* not stuck on the fallback */
+  vam_free(p);
+  vam_free(q);
+  return NULL;
+}
+
+static void test_metadata_failure(void **state) {
+  (void)state;
+  pthread_t t;
+  void *res = (void *)9;
+  pthread_create(&t, NULL, thread_under_meta_failure, NULL);
+  pthread_join(t, &res);
+  assert_null(res);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_decommit_gives_up),  cmocka_unit_test(test_transient_eagain),
+      cmocka_unit_test(test_mmap_window),        cmocka_unit_test(test_munmap_refused_huge),
+      cmocka_unit_test(test_munmap_refused_chunk), cmocka_unit_test(test_metadata_failure),
+  };
+  return cmocka_run_group_tests_name("degrade", tests, setup, NULL);
+}
