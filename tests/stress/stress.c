@@ -30,6 +30,8 @@
  *               [alignment, 1024] (microsoft/mimalloc#700, fixed upstream in
  *               2.1); with this flag aligned requests of alignment >= 256
  *               are never smaller than 1025 bytes.  Never use it for vamalloc.
+ *   --allow-enomem  fault-injection runs: an allocation may return NULL with
+ *               ENOMEM (counted; a failed realloc's block is re-verified)
  *
  * What one operation does (per thread, deterministic PRNG seeded per thread):
  *   pick a random slot; empty -> allocate (malloc / calloc / posix_memalign /
@@ -95,14 +97,15 @@ static struct {
     int is_short;
     int strict_errno;
     int avoid_peer_bugs;
-} opt = { 2, 1, 0, 0, 0x5eed, 1, 0, 0, 0 };
+    int allow_enomem;
+} opt = { 2, 1, 0, 0, 0x5eed, 1, 0, 0, 0, 0 };
 
 /* ---- counters (one list drives struct, merge and summary) --------------- */
 #define STRESS_COUNTERS(X)                                                     \
     X(malloc) X(calloc) X(posix_memalign) X(aligned_alloc) X(realloc_null)     \
     X(zero) X(realloc) X(realloc_grow) X(realloc_shrink) X(free)               \
     X(free_remote) X(sent) X(adopted) X(carried) X(usable_writes) X(verify)    \
-    X(mailbox_full) X(large) X(bytes_verified)
+    X(mailbox_full) X(large) X(bytes_verified) X(enomem)
 
 typedef struct {
 #define X(n) uint64_t n;
@@ -168,6 +171,11 @@ static void die(const char *fmt, ...)
     }
     _exit(1);
 }
+
+/* With --allow-enomem (fault-injection runs), an allocation may fail
+ * cleanly: NULL with errno ENOMEM.  It is counted and the slot stays empty;
+ * anything else is still a failure. */
+#define ENOMEM_OK(w, err) (opt.allow_enomem && (err) == ENOMEM && ((w)->c.enomem++, 1))
 
 /* ---- crash reporting ---------------------------------------------------------
  * Each thread notes the allocator call it is in; a fatal signal prints that
@@ -398,6 +406,7 @@ static void op_alloc(worker_t *w, blk_t *b)
         b->kind = K_CALLOC;
         NOTE_OP("calloc", 0, n);
         b->p = calloc(cnt, sz);
+        if (!b->p && ENOMEM_OK(w, errno)) { memset(b, 0, sizeof *b); return; }
         if (!b->p)
             die("thread %u: calloc(%zu, %zu) returned NULL (errno %d)", w->gid, cnt, sz, errno);
         NOTE_OP("calloc zero check (harness)", b->p, n);
@@ -419,6 +428,7 @@ static void op_alloc(worker_t *w, blk_t *b)
             n = b->req = 1025;
         NOTE_OP("posix_memalign", b->align, n);
         rc = posix_memalign(&q, b->align, n);
+        if (rc != 0 && ENOMEM_OK(w, rc)) { memset(b, 0, sizeof *b); return; }
         if (rc != 0 || !q)
             die("thread %u: posix_memalign(align %u, size %zu) failed: rc %d", w->gid,
                 b->align, n, rc);
@@ -437,6 +447,7 @@ static void op_alloc(worker_t *w, blk_t *b)
         b->req = n;
         NOTE_OP("aligned_alloc", b->align, n);
         b->p = aligned_alloc(b->align, n);
+        if (!b->p && ENOMEM_OK(w, errno)) { memset(b, 0, sizeof *b); return; }
         if (!b->p)
             die("thread %u: aligned_alloc(%u, %zu) returned NULL (errno %d)", w->gid,
                 b->align, n, errno);
@@ -448,6 +459,7 @@ static void op_alloc(worker_t *w, blk_t *b)
         unsigned char *p;
         NOTE_OP("realloc", 0, n);
         p = realloc(NULL, n);
+        if (!p && ENOMEM_OK(w, errno)) { memset(b, 0, sizeof *b); return; }
         if (!p)
             die("thread %u: realloc(NULL, %zu) returned NULL (errno %d)", w->gid, n, errno);
         check_natural_alignment(w, (uintptr_t)p, n, "realloc(NULL)");
@@ -458,6 +470,7 @@ static void op_alloc(worker_t *w, blk_t *b)
         unsigned char *p;
         NOTE_OP("malloc", 0, n);
         p = malloc(n);
+        if (!p && ENOMEM_OK(w, errno)) { memset(b, 0, sizeof *b); return; }
         if (!p)
             die("thread %u: malloc(%zu) returned NULL (errno %d)", w->gid, n, errno);
         check_natural_alignment(w, (uintptr_t)p, n, "malloc");
@@ -505,6 +518,11 @@ static void op_realloc(worker_t *w, blk_t *b)
     blk_verify(w, &old, "before realloc");
     NOTE_OP("realloc", old.p, n);
     q = realloc(old.p, n);
+    if (!q && ENOMEM_OK(w, errno)) {
+        /* a failed realloc must leave the old block exactly as it was */
+        blk_verify(w, b, "after failed realloc");
+        return;
+    }
     old.p = NULL;
     if (!q)
         die("thread %u: realloc(0x%" PRIxPTR ", %zu) returned NULL (errno %d); old block %s size %zu",
@@ -763,6 +781,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--no-edge")) opt.edge = 0;
         else if (!strcmp(a, "--strict-errno")) opt.strict_errno = 1;
         else if (!strcmp(a, "--avoid-peer-bugs")) opt.avoid_peer_bugs = 1;
+        else if (!strcmp(a, "--allow-enomem")) opt.allow_enomem = 1;
         else if (a[0] == '-') usage();
         else {
             unsigned long long v = strtoull(a, &end, 0);
