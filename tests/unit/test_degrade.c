@@ -184,11 +184,41 @@ static void test_metadata_failure(void **state) {
   assert_null(res);
 }
 
+/* VAMALLOC_VERBOSE=1: one line when vamalloc degrades and one when it
+ * recovers, never one per failed call. */
+static void test_verbose_one_line_each(void **state) {
+  (void)state;
+  assert_false(degraded());
+  vam__options.verbose = 1;
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  int saved = dup(2);
+  dup2(fds[1], 2);
+  faults("mmap=ENOMEM");
+  for (int i = 0; i < 50; i++) assert_null(vam_malloc(32 << 20)); /* 50 refusals */
+  faults("");
+  for (int i = 0; i < 5; i++) vam_free(vam_malloc(32 << 20));
+  dup2(saved, 2);
+  close(saved);
+  close(fds[1]);
+  char buf[4096];
+  ssize_t n = read(fds[0], buf, sizeof buf - 1);
+  close(fds[0]);
+  buf[n > 0 ? n : 0] = 0;
+  vam__options.verbose = 0;
+  int lines = 0;
+  for (char *p = buf; *p; p++) lines += *p == '\n';
+  assert_int_equal(lines, 2);
+  assert_non_null(strstr(buf, "vamalloc: degraded: mmap refused"));
+  assert_non_null(strstr(buf, "vamalloc: recovered: mmap works again"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_decommit_gives_up),  cmocka_unit_test(test_transient_eagain),
       cmocka_unit_test(test_mmap_window),        cmocka_unit_test(test_munmap_refused_huge),
       cmocka_unit_test(test_munmap_refused_chunk), cmocka_unit_test(test_metadata_failure),
+      cmocka_unit_test(test_verbose_one_line_each),
   };
   return cmocka_run_group_tests_name("degrade", tests, setup, NULL);
 }
