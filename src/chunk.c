@@ -4,8 +4,7 @@
  * first-fit scan of each chunk's 128-bit used map (chunks with too few free
  * units are skipped on a counter).  Span allocation happens once per slab or
  * large object, never on a fast path, so one lock is affordable; the lock
- * is never held across a kernel call that can sleep in the retry loop,
- * except the decommit of a chunk that just became empty.
+ * is never held across a kernel call that can sleep in the retry loop.
  *
  * A chunk whose units are all free is decommitted (one madvise for the
  * whole chunk, which never splits a VMA) and kept in a small cache; past
@@ -179,9 +178,22 @@ vam_page_t *vam__span_alloc(size_t units, size_t align_units, bool *zeroed) {
   return pg;
 }
 
+/* Put a chunk back on the empty list after decommitting it without the
+ * lock held: the decommit may sleep in the retry loop (up to retry_max
+ * times retry_delay_us), and no other thread should wait for that.  While
+ * it runs the chunk is on no list, so nobody else can touch it. */
+static void decommit_and_cache(vam_chunk_t *c) {
+  chunk_decommit(c);
+  pthread_mutex_lock(&vam__chunk_lock);
+  list_push(&empty_chunks, c);
+  empty_count++;
+  pthread_mutex_unlock(&vam__chunk_lock);
+}
+
 void vam__span_free(vam_page_t *pg) {
   vam_chunk_t *c = vam__chunk_of(pg);
   size_t start = (size_t)(pg - c->pages), n = pg->units;
+  vam_chunk_t *to_decommit = NULL, *to_retry = NULL;
   pthread_mutex_lock(&vam__chunk_lock);
   for (size_t i = start; i < start + n; i++) memset(&c->pages[i], 0, sizeof c->pages[i]);
   bits_clear(c->used_map, start, n);
@@ -190,20 +202,24 @@ void vam__span_free(vam_page_t *pg) {
   if (c->free_units == VAM_UNITS - 1) {
     list_remove(&chunks, c);
     if (empty_count < vam__options.chunk_cache) {
-      /* Keep it, but give its pages back: one madvise for the whole range. */
-      chunk_decommit(c);
-      list_push(&empty_chunks, c);
-      empty_count++;
+      to_decommit = c; /* keep it, but give its pages back: one madvise */
     } else if (!chunk_unmap(c)) {
       list_push(&empty_chunks, c);
       empty_count++;
     }
-    /* A decommit that gave up earlier is not remembered as final: each
-     * time a chunk empties, the cached ones still dirty are tried again. */
+    /* A decommit that gave up earlier is not remembered as final: each time
+     * a chunk empties, one cached chunk that is still dirty is retried. */
     for (vam_chunk_t *e = empty_chunks; e; e = e->next)
-      if (e != c && bits_any(e->dirty_map, 1, VAM_UNITS - 1)) chunk_decommit(e);
+      if (bits_any(e->dirty_map, 1, VAM_UNITS - 1)) {
+        to_retry = e;
+        list_remove(&empty_chunks, e);
+        empty_count--;
+        break;
+      }
   }
   pthread_mutex_unlock(&vam__chunk_lock);
+  if (to_decommit) decommit_and_cache(to_decommit);
+  if (to_retry) decommit_and_cache(to_retry);
 }
 
 bool vam__span_try_grow(vam_page_t *pg, size_t new_units) {

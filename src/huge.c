@@ -21,7 +21,8 @@ static struct {
   uint8_t *base;
   size_t size;
 } retained[RETAINED_MAX];
-static size_t retained_count;
+static size_t retained_count; /* written under retained_lock; peeked without */
+static inline size_t retained_peek(void) { return __atomic_load_n(&retained_count, __ATOMIC_RELAXED); }
 
 static void retain(uint8_t *base, size_t size) {
   vam__va_decommit(base, size, NULL);
@@ -87,7 +88,7 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero) {
   void *base = NULL;
   bool from_retained = false;
   size_t got = 0;
-  if (retained_count && (base = take_retained(map_size, map_align, &got)) != NULL) {
+  if (retained_peek() && (base = take_retained(map_size, map_align, &got)) != NULL) {
     /* A kept range: decommitted when kept, so it may hold old bytes only if
      * that decommit failed; zero what the caller will see if asked. */
     map_size = got;
@@ -150,7 +151,7 @@ void vam__huge_free(vam_huge_t *h) {
   VAM_GAUGE(committed_bytes, -(int64_t)usable);
   VAM_GAUGE(huge_bytes, -(int64_t)usable);
   VAM_COUNT(huge_frees);
-  if (retained_count) release_one_retained();
+  if (retained_peek()) release_one_retained();
   if (vam__va_release(base, map_size) != 0) retain(base, map_size);
 }
 
