@@ -57,16 +57,39 @@ static size_t find_run(vam_chunk_t *c, size_t n, size_t align) {
   return 0;
 }
 
+/* The arena chunks are carved from (vabudget sizes it from the budget).
+ * Under the chunk lock. */
+static uint8_t *arena_next, *arena_end;
+static bool arena_is_single;
+
 static vam_chunk_t *chunk_new(void) {
-  void *p = NULL;
-  if (vam__va_reserve(VAM_CHUNK_SIZE, VAM_CHUNK_SIZE, &p) != 0) return NULL;
+  if (arena_next == arena_end) {
+    void *p = NULL;
+    size_t size = vam__va_arena_size(VAM_CHUNK_SIZE);
+    if (vam__va_reserve(size, VAM_CHUNK_SIZE, false, &p) != 0) {
+      /* tight: the smallest reservation that fits */
+      if (size == VAM_CHUNK_SIZE || vam__va_reserve(VAM_CHUNK_SIZE, VAM_CHUNK_SIZE, false, &p) != 0)
+        return NULL;
+      size = VAM_CHUNK_SIZE;
+    }
+    arena_next = p;
+    arena_end = (uint8_t *)p + size;
+    arena_is_single = (size == VAM_CHUNK_SIZE);
+  }
+  uint8_t *p = arena_next;
+  /* strict mode: commit the whole chunk in one step (charged now) */
+  if (vam__va_commit(p, VAM_CHUNK_SIZE) != 0) return NULL;
   if (vam__chunkmap_set((uintptr_t)p, VAM_MAP_CHUNK) != 0) {
-    vam__va_release(p, VAM_CHUNK_SIZE);
+    vam__va_decommit(p, VAM_CHUNK_SIZE, NULL); /* back to uncharged, stays next */
     return NULL;
   }
-  vam_chunk_t *c = p; /* fresh mapping: header reads as zeroes */
+  arena_next += VAM_CHUNK_SIZE;
+  if (vam__va_strict()) vam__va_note_split(1); /* a read/write island in PROT_NONE */
+  vam_chunk_t *c = (vam_chunk_t *)p; /* fresh mapping: header reads as zeroes */
   c->magic = VAM_CHUNK_MAGIC;
   c->free_units = VAM_UNITS - 1;
+  c->part_of_arena = !arena_is_single;
+  c->body_committed = 1;
   bits_set(c->used_map, 0, 1);
   bits_set(c->dirty_map, 0, 1);
   VAM_COUNT(chunks_reserved);
@@ -76,6 +99,7 @@ static vam_chunk_t *chunk_new(void) {
 /* Unmap a chunk; called with the lock held. Returns false if the kernel said no. */
 static bool chunk_unmap(vam_chunk_t *c) {
   void *base = c;
+  bool part = c->part_of_arena;
   vam__chunkmap_set((uintptr_t)base, VAM_MAP_NONE);
   if (vam__va_release(base, VAM_CHUNK_SIZE) != 0) {
     /* munmap refused (e.g. ENOMEM at vm.max_map_count): keep it as ours. */
@@ -83,6 +107,9 @@ static bool chunk_unmap(vam_chunk_t *c) {
     VAM_COUNT(chunk_release_failures);
     return false;
   }
+  /* A chunk cut out of a larger reservation splits it: the reservation
+   * counted once is now (at most) two mappings. */
+  if (part) vam__va_note_split(2);
   VAM_COUNT(chunks_released);
   return true;
 }
@@ -138,8 +165,10 @@ static vam_page_t *carve(vam_chunk_t *c, size_t start, size_t n, bool *zeroed) {
 static void chunk_decommit(vam_chunk_t *c) {
   bool zeroed = false;
   uint8_t *from = (uint8_t *)c + VAM_UNIT_SIZE;
-  if (vam__va_decommit(from, VAM_CHUNK_SIZE - VAM_UNIT_SIZE, &zeroed) && zeroed)
-    bits_clear(c->dirty_map, 1, VAM_UNITS - 1);
+  if (vam__va_decommit(from, VAM_CHUNK_SIZE - VAM_UNIT_SIZE, &zeroed)) {
+    if (zeroed) bits_clear(c->dirty_map, 1, VAM_UNITS - 1);
+    if (vam__va_strict()) c->body_committed = 0;
+  }
 }
 
 static vam_page_t *span_alloc_locked(size_t units, size_t align_units, bool *zeroed) {
@@ -149,6 +178,11 @@ static vam_page_t *span_alloc_locked(size_t units, size_t align_units, bool *zer
     if (start) return carve(c, start, units, zeroed);
   }
   vam_chunk_t *c = empty_chunks;
+  if (c && !c->body_committed) {
+    /* strict mode: its pages were uncommitted; charge them again */
+    if (vam__va_commit((uint8_t *)c + VAM_UNIT_SIZE, VAM_CHUNK_SIZE - VAM_UNIT_SIZE) != 0) c = NULL;
+    else c->body_committed = 1;
+  }
   if (c) {
     list_remove(&empty_chunks, c);
     empty_count--;
@@ -201,8 +235,11 @@ void vam__span_free(vam_page_t *pg) {
   VAM_GAUGE(committed_bytes, -(int64_t)(n * VAM_UNIT_SIZE));
   if (c->free_units == VAM_UNITS - 1) {
     list_remove(&chunks, c);
-    if (empty_count < vam__options.chunk_cache) {
-      to_decommit = c; /* keep it, but give its pages back: one madvise */
+    if (empty_count < vam__options.chunk_cache || c->part_of_arena) {
+      /* Keep it, but give its pages back: one madvise.  Chunks inside a
+       * larger reservation are kept too (unmapping one would split it);
+       * they are unmapped only when the budget runs short. */
+      to_decommit = c;
     } else if (!chunk_unmap(c)) {
       list_push(&empty_chunks, c);
       empty_count++;

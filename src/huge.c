@@ -88,17 +88,22 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero) {
   void *base = NULL;
   bool from_retained = false;
   size_t got = 0;
-  if (retained_peek() && (base = take_retained(map_size, map_align, &got)) != NULL) {
+  if (retained_peek() && (base = take_retained(map_size, map_align, &got)) != NULL &&
+      vam__va_commit(base, got) != 0) {
+    retain(base, got); /* strict mode could not charge it again: keep it */
+    base = NULL;
+  }
+  if (base) {
     /* A kept range: decommitted when kept, so it may hold old bytes only if
      * that decommit failed; zero what the caller will see if asked. */
     map_size = got;
     usable = map_size - header;
     from_retained = true;
     VAM_COUNT(huge_reused);
-  } else if (vam__va_reserve(map_size, map_align, &base) != 0) {
+  } else if (vam__va_reserve(map_size, map_align, true, &base) != 0) {
     vam__heap_pool_collect();
     vam__chunk_release_cached();
-    if (vam__va_reserve(map_size, map_align, &base) != 0) return NULL;
+    if (vam__va_reserve(map_size, map_align, true, &base) != 0) return NULL;
     VAM_COUNT(fallback_allocs);
   }
   uint8_t *user = (uint8_t *)base + header;
@@ -173,7 +178,7 @@ void *vam__huge_realloc(vam_huge_t *h, size_t size) {
   } else {
     if (header != page || usable < h->usable) return NULL; /* aligned ones copy */
     void *target = NULL;
-    if (vam__va_reserve(new_map, VAM_CHUNK_SIZE, &target) != 0) return NULL;
+    if (vam__va_reserve(new_map, VAM_CHUNK_SIZE, true, &target) != 0) return NULL;
     if (vam__chunkmap_set((uintptr_t)target, VAM_MAP_HUGE_HEAD) != 0) {
       if (vam__va_release(target, new_map) != 0) retain(target, new_map);
       return NULL;

@@ -61,6 +61,7 @@ void vam__init_slow(void) {
     vam__options_init(env);
     apply_options();
     vam__sizeclass_init();
+    vam__va_init();
     key_ready = vam__heap_init() == 0;
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     vam_store_release(&vam__init_state, 2);

@@ -49,6 +49,16 @@ static inline bool vam_is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; 
     "route the host program's madvise/mincore through the capped retry (preload only)")     \
   X(HOST_DONTDUMP, host_dontdump, enum, 0, 0, 1, "keep|drop",                               \
     "drop: the host's MADV_DONTDUMP/DODUMP succeed without reaching the kernel")            \
+  X(VA_BUDGET, va_budget, size, 0, 0, (uint64_t)1 << 60, "",                                \
+    "address space vamalloc may hold (0 = from RLIMIT_AS headroom and VA bits)")            \
+  X(VA_BITS, va_bits, uint, 0, 0, 57, "",                                                   \
+    "user address bits to stay below (0 = detect; lower simulates a smaller VA)")           \
+  X(RESERVE_MAX, reserve_max, size, 0, 0, (uint64_t)1 << 60, "",                            \
+    "largest speculative reservation (0 = auto: 1 GiB, at most 1/8 of the budget left)")    \
+  X(MAP_MAX, map_max, uint, 0, 0, 1000000000, "",                                           \
+    "treat vm.max_map_count as this (0 = read it); vamalloc keeps to half the headroom")    \
+  X(COMMIT, commit, enum, 0, 0, 2, "auto|strict|lazy",                                      \
+    "strict: reserve PROT_NONE, commit with mprotect; auto: strict when overcommit is 2")   \
   X(FAULTS, faults, spec, 0, 0, 0, "",                                                      \
     "fault injection rules, e.g. madvise=EAGAIN:every=3 (test builds only)")
 
@@ -63,6 +73,7 @@ typedef struct vam_options {
 enum { VAM_STATS_OFF = 0, VAM_STATS_ON_TEXT = 1, VAM_STATS_ON_JSON = 2 };
 enum { VAM_CORRUPT_ABORT = 0, VAM_CORRUPT_WARN = 1, VAM_CORRUPT_IGNORE = 2 };
 enum { VAM_HOST_DONTDUMP_KEEP = 0, VAM_HOST_DONTDUMP_DROP = 1 };
+enum { VAM_COMMIT_AUTO = 0, VAM_COMMIT_STRICT = 1, VAM_COMMIT_LAZY = 2 };
 static inline const char *vam__option_str(uint64_t field) { return (const char *)(uintptr_t)field; }
 
 extern vam_options_t vam__options;
@@ -96,7 +107,9 @@ void vam__options_markdown(int fd);
   X(dontdump_failures, "MADV_DONTDUMP marks the kernel refused (ignored)")       \
   X(huge_retained, "huge ranges kept (decommitted) because munmap was refused")  \
   X(huge_reused, "huge objects served from a kept range")                        \
-  X(huge_leaked, "huge ranges munmap refused with no room to keep them")
+  X(huge_leaked, "huge ranges munmap refused with no room to keep them")        \
+  X(budget_refusals, "reservations refused by the VA budget or the map cap")      \
+  X(commit_failures, "strict-mode commits (mprotect) the kernel refused")
 
 /* Gauges (current and peak). */
 #define VAM_STAT_GAUGES(X)                                              \
@@ -165,11 +178,22 @@ int vam__chunkmap_set(uintptr_t addr, unsigned kind);
 extern pthread_mutex_t vam__map_lock;
 
 /* ---- vabudget.c: every reservation ------------------------------------------ */
-int vam__va_reserve(size_t size, size_t align, void **out);
+void vam__va_init(void);
+/* Reserve through the budget.  commit: the range is usable at once (always
+ * so in lazy mode); otherwise (strict mode) it is PROT_NONE until
+ * vam__va_commit.  ENOMEM when the budget or the map cap says no. */
+int vam__va_reserve(size_t size, size_t align, bool commit, void **out);
 int vam__va_release(void *addr, size_t size);
+bool vam__va_strict(void);
+int vam__va_commit(void *addr, size_t size);
 bool vam__va_decommit(void *addr, size_t size, bool *zeroed);
 int vam__va_remap(void *addr, size_t old_size, size_t new_size, void *target, void **out);
+/* Size of the next speculative reservation (a multiple of the chunk size,
+ * at least min), from the budget left and the growth so far. */
+size_t vam__va_arena_size(size_t min);
 uint64_t vam__va_mappings(void);
+void vam__va_note_split(int delta);
+void vam__budget_print(int fd, bool json);
 
 /* ---- meta.c: metadata with reuse -------------------------------------------- */
 void *vam__meta_alloc(size_t size);

@@ -48,7 +48,7 @@ void *vam__meta_alloc(size_t size) {
   if (bump == NULL || (size_t)(bump_end - bump) < size) {
     size_t region = size > META_REGION ? vam_align_up(size, vam__os_config.page_size) : META_REGION;
     void *p = NULL;
-    if (vam__va_reserve(region, vam__os_config.page_size, &p) != 0) {
+    if (vam__va_reserve(region, vam__os_config.page_size, true, &p) != 0) {
       pthread_mutex_unlock(&vam__meta_lock);
       vam__health_fail(VAM_HEALTH_META, "metadata allocation failed");
       return NULL;

@@ -93,6 +93,9 @@ typedef struct vam_chunk {
   uint64_t dirty_map[VAM_UNITS / 64]; /* touched since the last successful decommit */
   uint32_t free_units;
   uint32_t magic;
+  uint8_t part_of_arena; /* carved from a larger reservation: unmapping it
+                            alone would split that mapping */
+  uint8_t body_committed; /* strict mode: units 1.. are read/write */
   struct vam_chunk *next, *prev;   /* chunk list (under the chunk lock) */
 } vam_chunk_t;
 

@@ -115,10 +115,38 @@ int vam__os_fault_spec(const char *spec, bool install);
 /* ---- the interface ----------------------------------------------------- */
 int vam__os_init(void);
 
-/* Reserve size bytes aligned to align (a power of two >= page size),
- * readable and writable, not charged up front where the OS allows.  Fresh
- * memory reads as zeroes. */
-int vam__os_reserve(size_t size, size_t align, void **out);
+/* What the core needs to know about this process's address space, read
+ * once at init without allocating (open/read into stack buffers). */
+typedef struct vam_os_platform {
+  unsigned va_bits;          /* user address bits, from the highest mapping */
+  const char *va_bits_how;   /* how va_bits was found */
+  uint64_t rlimit_as;        /* RLIMIT_AS soft limit; UINT64_MAX = none */
+  uint64_t vmsize;           /* the process's VmSize now */
+  int overcommit_mode;       /* vm.overcommit_memory, -1 unknown */
+  uint64_t commit_limit;     /* CommitLimit (bytes), 0 unknown */
+  uint64_t committed_as;     /* Committed_AS (bytes), 0 unknown */
+  uint64_t max_map_count;    /* vm.max_map_count, 0 unknown */
+  uint64_t map_count;        /* lines in /proc/self/maps now */
+  uint64_t cgroup_memory_max;/* cgroup v2 memory.max; UINT64_MAX = none */
+  uint64_t mmap_min_addr;    /* vm.mmap_min_addr */
+} vam_os_platform_t;
+int vam__os_platform(vam_os_platform_t *out);
+/* The current VmSize and map count (cheap re-reads for the budget). */
+int vam__os_vmsize(uint64_t *vmsize);
+
+/* Reserve size bytes aligned to align (a power of two >= page size).  Fresh
+ * memory reads as zeroes.  Without VAM_RESERVE_NOACCESS it is readable and
+ * writable and not charged up front where the OS allows; with it, it is
+ * PROT_NONE (never charged, even under strict overcommit) until
+ * vam__os_commit.  With a hint the range must start exactly there
+ * (MAP_FIXED_NOREPLACE): EEXIST when something is in the way. */
+enum { VAM_RESERVE_NOACCESS = 1 };
+int vam__os_reserve(size_t size, size_t align, unsigned flags, void *hint, void **out);
+/* Strict commit: make a PROT_NONE range readable and writable (charged). */
+int vam__os_commit(void *addr, size_t size);
+/* Strict decommit: replace the range by a fresh PROT_NONE mapping, which
+ * returns its commit charge; it reads as zeroes once committed again. */
+int vam__os_uncommit(void *addr, size_t size);
 /* Give a reservation (or an aligned part of one) back. */
 int vam__os_release(void *addr, size_t size);
 /* Tell the OS the contents are no longer needed.  *zeroed says whether the

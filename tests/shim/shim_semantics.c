@@ -11,7 +11,7 @@
  * "libc" when it must resolve into libc.
  * MODE:
  *   basic       MADV_DONTNEED succeeds and the memory reads zero; MADV_FREE,
- *               MADV_WILLNEED succeed; errors (unaligned: EINVAL, unmapped:
+ *               MADV_WILLNEED succeed; success leaves errno alone; errors (unaligned: EINVAL, unmapped:
  *               ENOMEM, bad advice: EINVAL) match the raw system call; mincore
  *               matches the raw system call (result vector and errors);
  *               MADV_DONTDUMP marks the VMA "dd" in /proc/self/smaps and
@@ -169,6 +169,13 @@ static void mode_basic(void) {
   CHECK(host_madvise(p, len, MADV_FREE, &err) == 0, "MADV_FREE: %s", strerror(err));
   CHECK(host_madvise(p, len, MADV_WILLNEED, &err) == 0, "MADV_WILLNEED: %s", strerror(err));
   CHECK(host_madvise(p, len, MADV_NORMAL, &err) == 0, "MADV_NORMAL: %s", strerror(err));
+  /* A successful call leaves errno alone, as libc's does. */
+  errno = ENOTTY;
+  CHECK(madvise(p, len, MADV_DONTNEED) == 0 && errno == ENOTTY,
+        "successful madvise changed errno to %d", errno);
+  unsigned char v1[16];
+  errno = ENOTTY;
+  CHECK(mincore(p, len, v1) == 0 && errno == ENOTTY, "successful mincore changed errno to %d", errno);
 
   /* Errors are the kernel's. */
   same_error("unaligned address", p + 1, (size_t)page, MADV_DONTNEED, EINVAL);

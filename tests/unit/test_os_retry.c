@@ -87,7 +87,7 @@ static void test_decommit_zeroes(void **state) {
   (void)state;
   void *p = NULL;
   size_t sz = 1 << 20;
-  assert_int_equal(vam__os_reserve(sz, VAM_CHUNK_SIZE, &p), 0);
+  assert_int_equal(vam__os_reserve(sz, VAM_CHUNK_SIZE, 0, NULL, &p), 0);
   assert_int_equal((uintptr_t)p & VAM_CHUNK_MASK, 0);
   memset(p, 0xab, sz);
   bool zeroed = false;

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <crt_externs.h>
@@ -27,22 +28,28 @@ int vam__os_init(void) {
   return 0;
 }
 
-static int map_anon(size_t size, void **out) {
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0);
+static int map_anon(void *hint, size_t size, unsigned flags, void **out) {
+  int prot = (flags & VAM_RESERVE_NOACCESS) ? PROT_NONE : PROT_READ | PROT_WRITE;
+  void *p = mmap(hint, size, prot, MAP_PRIVATE | MAP_ANON, -1, 0);
   if (p == MAP_FAILED) return errno ? errno : ENOMEM;
+  if (hint && p != hint) {
+    munmap(p, size);
+    return EEXIST;
+  }
   *out = p;
   return 0;
 }
 
 static int unmap(void *addr, size_t size) { return munmap(addr, size) == 0 ? 0 : errno; }
 
-int vam__os_reserve(size_t size, size_t align, void **out) {
+int vam__os_reserve(size_t size, size_t align, unsigned flags, void *hint, void **out) {
   size_t page = vam__os_config.page_size;
   if (align < page) align = page;
   if (size == 0 || size > SIZE_MAX - align) return ENOMEM;
+  if (hint) return VAM_OS_ONCE(VAM_OS_mmap, map_anon(hint, size, flags, out));
   void *p = NULL;
   size_t over = size + align - page;
-  int err = VAM_OS_ONCE(VAM_OS_mmap, map_anon(over, &p));
+  int err = VAM_OS_ONCE(VAM_OS_mmap, map_anon(NULL, over, flags, &p));
   if (err) return err;
   uintptr_t start = (uintptr_t)p;
   uintptr_t aligned = (start + align - 1) & ~(uintptr_t)(align - 1);
@@ -51,6 +58,23 @@ int vam__os_reserve(size_t size, size_t align, void **out) {
   if (tail) VAM_OS_ONCE(VAM_OS_munmap, unmap((void *)(aligned + size), tail));
   *out = (void *)aligned;
   return 0;
+}
+
+static int protect_rw(void *addr, size_t size) {
+  return mprotect(addr, size, PROT_READ | PROT_WRITE) == 0 ? 0 : errno;
+}
+
+int vam__os_commit(void *addr, size_t size) {
+  return VAM_OS_RETRY(VAM_OS_mprotect, protect_rw(addr, size));
+}
+
+static int remap_noaccess(void *addr, size_t size) {
+  void *p = mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANON | MAP_FIXED, -1, 0);
+  return p == MAP_FAILED ? errno : 0;
+}
+
+int vam__os_uncommit(void *addr, size_t size) {
+  return VAM_OS_ONCE(VAM_OS_mmap, remap_noaccess(addr, size));
 }
 
 int vam__os_release(void *addr, size_t size) {
@@ -124,3 +148,24 @@ int vam__os_read_file(const char *path, char *buf, size_t cap, size_t *len) {
 }
 
 long vam__os_getpid(void) { return (long)getpid(); }
+
+int vam__os_vmsize(uint64_t *vmsize) {
+  (void)vmsize;
+  return ENOTSUP; /* task_info would do; not needed for the budget here */
+}
+
+int vam__os_platform(vam_os_platform_t *p) {
+  struct rlimit rl;
+  p->rlimit_as = UINT64_MAX;
+  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) p->rlimit_as = rl.rlim_cur;
+  p->vmsize = 0;
+  p->overcommit_mode = -1;
+  p->commit_limit = p->committed_as = 0;
+  p->max_map_count = 0;
+  p->map_count = 0;
+  p->cgroup_memory_max = UINT64_MAX;
+  p->mmap_min_addr = 4096;
+  p->va_bits = 47;
+  p->va_bits_how = "Darwin user space (47 bits)";
+  return 0;
+}
