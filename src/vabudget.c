@@ -271,6 +271,9 @@ void vam__budget_print(int fd, bool json) {
       {"reserved_now", reserved_now(), NULL},
       {"va_budget_left", B.budget > reserved_now() ? B.budget - reserved_now() : 0, NULL},
       {"reserve_max", B.reserve_max, NULL},
+      {"reserve_max_now", (B.budget > reserved_now() ? (B.budget - reserved_now()) / 8 : 0) < B.reserve_max
+                              ? (B.budget > reserved_now() ? (B.budget - reserved_now()) / 8 : 0)
+                              : B.reserve_max, NULL},
       {"next_reservation_unit", B.last_arena ? B.last_arena * 2 : VAM_CHUNK_SIZE, NULL},
       {"commit", 0, B.strict ? "strict (PROT_NONE reserve, mprotect commit)" : "lazy (MAP_NORESERVE, madvise decommit)"},
       {"overcommit_mode", (uint64_t)(int64_t)p->overcommit_mode, NULL},
