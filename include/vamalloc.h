@@ -50,6 +50,11 @@ VAM_API size_t vam_usable_size(const void *ptr);
 VAM_API void vam_free_sized(void *ptr, size_t size);
 VAM_API void vam_free_aligned_sized(void *ptr, size_t alignment, size_t size);
 
+/* Give free memory back to the OS now: what has been idle for the purge
+ * delay, or, with force, everything free (and the cache of freed huge
+ * mappings).  Also drains the heaps of exited threads. */
+VAM_API void vam_collect(bool force);
+
 /* ---- introspection ---------------------------------------------------- */
 /* Print the statistics summary to fd: format 0 = text, 1 = JSON. */
 enum { VAM_STATS_TEXT = 0, VAM_STATS_JSON = 1 };

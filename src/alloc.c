@@ -230,27 +230,30 @@ VAM_API void *vam_realloc(void *p, size_t size) {
     errno = EINVAL;
     return NULL;
   }
-  if (size <= old) {
-    /* Shrink in place unless that would strand more than half the block
-     * (for small blocks) or whole units (large) that another size can use. */
-    if (old <= VAM_SMALL_MAX ? size >= old / 2 : size > old - VAM_UNIT_SIZE) return p;
-  }
+  if (size <= old && old <= VAM_SMALL_MAX && size >= old / 2) return p; /* small: keep */
   unsigned kind = vam__chunkmap_kind((uintptr_t)p);
-  if (kind == VAM_MAP_CHUNK && size > old && size <= VAM_LARGE_MAX) {
+  if (kind == VAM_MAP_CHUNK && size > VAM_SMALL_MAX && size <= VAM_LARGE_MAX) {
     vam_page_t *pg = vam__page_of(vam__chunk_of(p), p);
     if (pg->kind == VAM_PAGE_LARGE) {
+      /* Large: grow into free units after the span, or give the tail back. */
       size_t units = (size + VAM_UNIT_SIZE - 1) >> VAM_UNIT_SHIFT;
-      if (vam__span_try_grow(pg, units)) {
-        size_t grown = units * VAM_UNIT_SIZE - pg->block_size;
+      size_t had = pg->block_size >> VAM_UNIT_SHIFT;
+      if (units == had) return p;
+      if (units > had ? vam__span_try_grow(pg, units) : vam__span_shrink(pg, units)) {
+        VAM_GAUGE(large_bytes, ((int64_t)units - (int64_t)had) * (int64_t)VAM_UNIT_SIZE);
         pg->block_size = (uint32_t)(units * VAM_UNIT_SIZE);
-        VAM_GAUGE(large_bytes, grown);
+        VAM_COUNT(large_in_place);
         return p;
       }
     }
   } else if (kind != VAM_MAP_CHUNK && size > VAM_LARGE_MAX) {
+    /* Huge: mremap in place, or move the pages without copying. */
     vam_huge_t *h = vam__huge_of(p);
     void *q = h ? vam__huge_realloc(h, size) : NULL;
-    if (q) return q;
+    if (q) {
+      VAM_COUNT(large_in_place);
+      return q;
+    }
   }
   void *q = alloc_generic(size, 0, false);
   if (q == NULL) return NULL; /* errno = ENOMEM; p untouched */

@@ -196,6 +196,7 @@ static vam_page_t *span_alloc_locked(size_t units, size_t align_units, bool *zer
 }
 
 vam_page_t *vam__span_alloc(size_t units, size_t align_units, bool *zeroed) {
+  vam__purge_tick();
   if (align_units == 0) align_units = 1;
   if (units == 0 || units >= VAM_UNITS || align_units >= VAM_UNITS) return NULL;
   pthread_mutex_lock(&vam__chunk_lock);
@@ -224,39 +225,141 @@ static void decommit_and_cache(vam_chunk_t *c) {
   pthread_mutex_unlock(&vam__chunk_lock);
 }
 
-void vam__span_free(vam_page_t *pg) {
-  vam_chunk_t *c = vam__chunk_of(pg);
-  size_t start = (size_t)(pg - c->pages), n = pg->units;
-  vam_chunk_t *to_decommit = NULL, *to_retry = NULL;
-  pthread_mutex_lock(&vam__chunk_lock);
-  for (size_t i = start; i < start + n; i++) memset(&c->pages[i], 0, sizeof c->pages[i]);
+/* Units [start, start+n) of c are free again; with the lock held.  A chunk
+ * that empties is handed back in *to_decommit (or unmapped here), and one
+ * cached chunk whose decommit failed earlier comes back in *to_retry: the
+ * caller decommits both after unlocking. */
+static void units_freed_locked(vam_chunk_t *c, size_t start, size_t n, vam_chunk_t **to_decommit,
+                               vam_chunk_t **to_retry) {
   bits_clear(c->used_map, start, n);
   c->free_units += (uint32_t)n;
-  VAM_GAUGE(committed_bytes, -(int64_t)(n * VAM_UNIT_SIZE));
-  if (c->free_units == VAM_UNITS - 1) {
-    list_remove(&chunks, c);
-    if (empty_count < vam__options.chunk_cache || c->part_of_arena) {
-      /* Keep it, but give its pages back: one madvise.  Chunks inside a
-       * larger reservation are kept too (unmapping one would split it);
-       * they are unmapped only when the budget runs short. */
-      to_decommit = c;
-    } else if (!chunk_unmap(c)) {
-      list_push(&empty_chunks, c);
-      empty_count++;
-    }
-    /* A decommit that gave up earlier is not remembered as final: each time
-     * a chunk empties, one cached chunk that is still dirty is retried. */
+  if (c->free_units != VAM_UNITS - 1) return;
+  list_remove(&chunks, c);
+  c->free_since_ms = 0;
+  if (empty_count < vam__options.chunk_cache || c->part_of_arena) {
+    /* Keep it, but give its pages back: one madvise.  Chunks inside a
+     * larger reservation are kept too (unmapping one would split it);
+     * they are unmapped only when the budget runs short. */
+    *to_decommit = c;
+  } else if (!chunk_unmap(c)) {
+    list_push(&empty_chunks, c);
+    empty_count++;
+  }
+  /* A decommit that gave up earlier is not remembered as final: each time
+   * a chunk empties, one cached chunk that is still dirty is retried. */
+  if (*to_retry == NULL)
     for (vam_chunk_t *e = empty_chunks; e; e = e->next)
       if (bits_any(e->dirty_map, 1, VAM_UNITS - 1)) {
-        to_retry = e;
+        *to_retry = e;
         list_remove(&empty_chunks, e);
         empty_count--;
         break;
       }
-  }
+}
+
+void vam__span_free(vam_page_t *pg) {
+  vam_chunk_t *c = vam__chunk_of(pg);
+  size_t start = (size_t)(pg - c->pages), n = pg->units;
+  vam_chunk_t *to_decommit = NULL, *to_retry = NULL;
+  uint64_t now = vam__os_now_ms();
+  pthread_mutex_lock(&vam__chunk_lock);
+  for (size_t i = start; i < start + n; i++) memset(&c->pages[i], 0, sizeof c->pages[i]);
+  VAM_GAUGE(committed_bytes, -(int64_t)(n * VAM_UNIT_SIZE));
+  c->free_since_ms = now; /* the chunk's free units decay from the last free */
+  units_freed_locked(c, start, n, &to_decommit, &to_retry);
   pthread_mutex_unlock(&vam__chunk_lock);
   if (to_decommit) decommit_and_cache(to_decommit);
   if (to_retry) decommit_and_cache(to_retry);
+  vam__purge_tick();
+}
+
+#define PURGE_BATCH 64
+
+/* Free units idle for delay_ms go back to the OS.  The runs are taken out
+ * of circulation (marked used) under the lock, purged without it, and
+ * returned; so an allocation never races a madvise on its memory. */
+uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force) {
+  struct { vam_chunk_t *c; uint16_t start, n; } runs[PURGE_BATCH];
+  size_t k = 0;
+  vam_chunk_t *to_retry = NULL;
+  pthread_mutex_lock(&vam__chunk_lock);
+  for (vam_chunk_t *c = chunks; c && k < PURGE_BATCH; c = c->next) {
+    if (c->free_since_ms == 0 || (!force && now_ms - c->free_since_ms < delay_ms)) continue;
+    size_t u = 1;
+    while (u < VAM_UNITS && k < PURGE_BATCH) {
+      if (bit_get(c->used_map, u) || !bit_get(c->dirty_map, u)) {
+        u++;
+        continue;
+      }
+      size_t from = u;
+      while (u < VAM_UNITS && !bit_get(c->used_map, u) && bit_get(c->dirty_map, u)) u++;
+      bits_set(c->used_map, from, u - from);
+      c->free_units -= (uint32_t)(u - from);
+      runs[k].c = c;
+      runs[k].start = (uint16_t)from;
+      runs[k].n = (uint16_t)(u - from);
+      k++;
+    }
+    if (u >= VAM_UNITS) c->free_since_ms = 0; /* all of it is in this batch */
+  }
+  for (vam_chunk_t *e = empty_chunks; e && !to_retry; e = e->next)
+    if (bits_any(e->dirty_map, 1, VAM_UNITS - 1)) to_retry = e;
+  if (to_retry) {
+    list_remove(&empty_chunks, to_retry);
+    empty_count--;
+  }
+  pthread_mutex_unlock(&vam__chunk_lock);
+  if (to_retry) decommit_and_cache(to_retry);
+  if (k == 0) return 0;
+  bool ok[PURGE_BATCH], zeroed[PURGE_BATCH];
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < k; i++) {
+    uint8_t *addr = (uint8_t *)runs[i].c + (size_t)runs[i].start * VAM_UNIT_SIZE;
+    size_t len = (size_t)runs[i].n * VAM_UNIT_SIZE;
+    zeroed[i] = false;
+    int err = vam__os_purge(addr, len, vam__purge_lazy_free(), &zeroed[i]);
+    ok[i] = (err == 0);
+    if (ok[i]) {
+      bytes += len;
+      VAM_COUNT(purge_runs);
+      vam_stat_add(&vam__stats.purged_bytes, len);
+      vam__health_ok(VAM_HEALTH_DECOMMIT, "madvise works again");
+    } else {
+      VAM_COUNT(decommit_failures);
+      vam__health_fail(VAM_HEALTH_DECOMMIT, "madvise gave up: pages stay committed, retried later");
+    }
+  }
+  vam_chunk_t *emptied[PURGE_BATCH];
+  size_t ne = 0;
+  pthread_mutex_lock(&vam__chunk_lock);
+  for (size_t i = 0; i < k; i++) {
+    vam_chunk_t *c = runs[i].c, *to_decommit = NULL, *retry = NULL;
+    if (ok[i] && zeroed[i]) bits_clear(c->dirty_map, runs[i].start, runs[i].n);
+    else if (!ok[i] && c->free_since_ms == 0) c->free_since_ms = now_ms; /* try again later */
+    units_freed_locked(c, runs[i].start, runs[i].n, &to_decommit, &retry);
+    if (to_decommit) emptied[ne++] = to_decommit;
+    if (retry) emptied[ne++] = retry;
+  }
+  pthread_mutex_unlock(&vam__chunk_lock);
+  for (size_t i = 0; i < ne; i++) decommit_and_cache(emptied[i]);
+  return bytes;
+}
+
+/* Large realloc that shrinks: give the tail units back to the chunk. */
+bool vam__span_shrink(vam_page_t *pg, size_t new_units) {
+  vam_chunk_t *c = vam__chunk_of(pg);
+  size_t start = (size_t)(pg - c->pages), n = pg->units;
+  if (new_units == 0 || new_units >= n) return false;
+  vam_chunk_t *to_decommit = NULL, *to_retry = NULL;
+  pthread_mutex_lock(&vam__chunk_lock);
+  for (size_t i = start + new_units; i < start + n; i++) memset(&c->pages[i], 0, sizeof c->pages[i]);
+  pg->units = (uint16_t)new_units;
+  VAM_GAUGE(committed_bytes, -(int64_t)((n - new_units) * VAM_UNIT_SIZE));
+  c->free_since_ms = vam__os_now_ms();
+  units_freed_locked(c, start + new_units, n - new_units, &to_decommit, &to_retry);
+  pthread_mutex_unlock(&vam__chunk_lock);
+  if (to_retry) decommit_and_cache(to_retry);
+  return true;
 }
 
 bool vam__span_try_grow(vam_page_t *pg, size_t new_units) {

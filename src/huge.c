@@ -15,66 +15,136 @@
  * large-region pool's job.) */
 #include "internal.h"
 
-#define RETAINED_MAX 64
-static pthread_mutex_t retained_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
+/* Freed huge mappings kept for reuse (the large-region pool for huge
+ * objects), and ranges the kernel refused to unmap.  Both are decommitted
+ * after the purge delay; refused ones are also released again whenever a
+ * huge object is freed.  Bounded in entries (no metadata grows) and in
+ * bytes (VAMALLOC_LARGE_POOL_MAX, and 1/8 of the VA budget). */
+#define CACHE_MAX 64
+pthread_mutex_t vam__huge_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+#define cache_lock vam__huge_cache_lock
+typedef struct cached {
   uint8_t *base;
   size_t size;
-} retained[RETAINED_MAX];
-static size_t retained_count; /* written under retained_lock; peeked without */
-static inline size_t retained_peek(void) { return __atomic_load_n(&retained_count, __ATOMIC_RELAXED); }
+  uint64_t freed_ms;
+  bool purged;       /* advised (purged) since it was freed */
+  bool zero;         /* ... with DONTNEED: reads as zeroes */
+  bool must_release; /* munmap was refused: give it back when we can */
+} cached_t;
+static cached_t cache[CACHE_MAX];
+static size_t cache_count;       /* written under cache_lock; peeked without */
+static size_t cache_bytes;
+static inline size_t cache_peek(void) { return __atomic_load_n(&cache_count, __ATOMIC_RELAXED); }
 
-static void retain(uint8_t *base, size_t size) {
-  vam__va_decommit(base, size, NULL);
-  pthread_mutex_lock(&retained_lock);
-  if (retained_count < RETAINED_MAX) {
-    retained[retained_count].base = base;
-    retained[retained_count].size = size;
-    retained_count++;
-    VAM_COUNT(huge_retained);
-  } else {
-    VAM_COUNT(huge_leaked);
-  }
-  pthread_mutex_unlock(&retained_lock);
+static size_t pool_max(void) {
+  if (vam__options.large_pool_max) return (size_t)vam__options.large_pool_max;
+  uint64_t eighth = vam__va_budget() / 8;
+  return eighth < ((uint64_t)256 << 20) ? (size_t)eighth : (size_t)256 << 20;
 }
 
-/* Take a kept range of at least size bytes (chunk-aligned, and aligned to
- * align).  The smallest that fits, so big ones stay for big requests. */
-static uint8_t *take_retained(size_t size, size_t align, size_t *got) {
-  uint8_t *base = NULL;
-  pthread_mutex_lock(&retained_lock);
-  size_t best = RETAINED_MAX;
-  for (size_t i = 0; i < retained_count; i++)
-    if (retained[i].size >= size && ((uintptr_t)retained[i].base & (align - 1)) == 0 &&
-        (best == RETAINED_MAX || retained[i].size < retained[best].size))
-      best = i;
-  if (best != RETAINED_MAX) {
-    base = retained[best].base;
-    *got = retained[best].size;
-    retained[best] = retained[--retained_count];
+/* Keep a range: true when it went into the cache. */
+static bool cache_put(uint8_t *base, size_t size, bool must_release) {
+  bool kept = false;
+  pthread_mutex_lock(&cache_lock);
+  if (cache_count < CACHE_MAX && (must_release || cache_bytes + size <= pool_max())) {
+    cache[cache_count] = (cached_t){base, size, vam__os_now_ms(), false, false, must_release};
+    __atomic_store_n(&cache_count, cache_count + 1, __ATOMIC_RELAXED);
+    cache_bytes += size;
+    kept = true;
   }
-  pthread_mutex_unlock(&retained_lock);
+  pthread_mutex_unlock(&cache_lock);
+  return kept;
+}
+
+static void cache_take_at(size_t i) {
+  cache_bytes -= cache[i].size;
+  cache[i] = cache[cache_count - 1];
+  __atomic_store_n(&cache_count, cache_count - 1, __ATOMIC_RELAXED);
+}
+
+/* The kernel refused to unmap: keep the range in the books, decommitted. */
+static void retain(uint8_t *base, size_t size) {
+  vam__va_decommit(base, size, NULL);
+  if (cache_put(base, size, true)) VAM_COUNT(huge_retained);
+  else VAM_COUNT(huge_leaked);
+}
+
+/* Take a kept range of at least size bytes and at most twice that,
+ * aligned to align: the smallest that fits. */
+static uint8_t *cache_take(size_t size, size_t align, size_t *got, bool *zeroed) {
+  uint8_t *base = NULL;
+  pthread_mutex_lock(&cache_lock);
+  size_t best = CACHE_MAX;
+  for (size_t i = 0; i < cache_count; i++)
+    if (cache[i].size >= size && (cache[i].size <= 2 * size || cache[i].must_release) &&
+        ((uintptr_t)cache[i].base & (align - 1)) == 0 &&
+        (best == CACHE_MAX || cache[i].size < cache[best].size))
+      best = i;
+  if (best != CACHE_MAX) {
+    base = cache[best].base;
+    *got = cache[best].size;
+    *zeroed = cache[best].zero;
+    cache_take_at(best);
+  }
+  pthread_mutex_unlock(&cache_lock);
   return base;
 }
 
-/* Try once more to give one kept range back. */
-static void release_one_retained(void) {
-  pthread_mutex_lock(&retained_lock);
-  if (retained_count == 0) {
-    pthread_mutex_unlock(&retained_lock);
-    return;
+/* Give back refused ranges (one per call) or, with all, every cached one. */
+static void cache_release(bool all) {
+  for (;;) {
+    pthread_mutex_lock(&cache_lock);
+    size_t i = 0;
+    while (i < cache_count && !all && !cache[i].must_release) i++;
+    if (i == cache_count) {
+      pthread_mutex_unlock(&cache_lock);
+      return;
+    }
+    cached_t e = cache[i];
+    cache_take_at(i);
+    pthread_mutex_unlock(&cache_lock);
+    if (vam__va_release(e.base, e.size) != 0) {
+      cache_put(e.base, e.size, true);
+      return;
+    }
+    if (!all) return;
   }
-  uint8_t *base = retained[retained_count - 1].base;
-  size_t size = retained[retained_count - 1].size;
-  retained_count--;
-  pthread_mutex_unlock(&retained_lock);
-  if (vam__va_release(base, size) != 0) {
-    pthread_mutex_lock(&retained_lock);
-    retained[retained_count].base = base; /* the slot we just freed */
-    retained[retained_count].size = size;
-    retained_count++;
-    pthread_mutex_unlock(&retained_lock);
+}
+
+void vam__huge_release_cache(void) { cache_release(true); }
+
+/* Decommit cached ranges idle for delay_ms (all with force). */
+uint64_t vam__huge_purge(uint64_t now_ms, uint64_t delay_ms, bool force) {
+  uint64_t bytes = 0;
+  for (int rounds = 0; rounds < CACHE_MAX; rounds++) {
+    pthread_mutex_lock(&cache_lock);
+    size_t i = 0;
+    while (i < cache_count && (cache[i].purged || (!force && now_ms - cache[i].freed_ms < delay_ms))) i++;
+    if (i == cache_count) {
+      pthread_mutex_unlock(&cache_lock);
+      break;
+    }
+    cached_t e = cache[i];
+    cache_take_at(i); /* out of circulation while the madvise runs */
+    pthread_mutex_unlock(&cache_lock);
+    bool zeroed = false;
+    if (vam__os_purge(e.base, e.size, vam__purge_lazy_free(), &zeroed) == 0) {
+      VAM_COUNT(purge_runs);
+      vam_stat_add(&vam__stats.purged_bytes, e.size);
+      bytes += e.size;
+      e.purged = true;
+      e.zero = zeroed;
+    } else {
+      VAM_COUNT(decommit_failures);
+      e.freed_ms = now_ms; /* tried again after another delay */
+    }
+    pthread_mutex_lock(&cache_lock);
+    cache[cache_count] = e;
+    __atomic_store_n(&cache_count, cache_count + 1, __ATOMIC_RELAXED);
+    cache_bytes += e.size;
+    pthread_mutex_unlock(&cache_lock);
   }
+  return bytes;
 }
 
 void *vam__huge_alloc(size_t size, size_t align, bool zero) {
@@ -86,32 +156,39 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero) {
   size_t map_size = header + usable;
   size_t map_align = VAM_CHUNK_SIZE > align ? VAM_CHUNK_SIZE : align;
   void *base = NULL;
-  bool from_retained = false;
+  bool from_cache = false, cached_zero = false;
   size_t got = 0;
-  if (retained_peek() && (base = take_retained(map_size, map_align, &got)) != NULL &&
+  vam__purge_tick();
+  if (cache_peek() && (base = cache_take(map_size, map_align, &got, &cached_zero)) != NULL &&
       vam__va_commit(base, got) != 0) {
     retain(base, got); /* strict mode could not charge it again: keep it */
     base = NULL;
   }
   if (base) {
-    /* A kept range: decommitted when kept, so it may hold old bytes only if
-     * that decommit failed; zero what the caller will see if asked. */
+    /* A kept range; much bigger than asked: give the tail back (the tail
+     * of a mapping goes without splitting anything). */
+    void *same = NULL;
+    if (got > map_size + map_size / 4 && vam__va_remap(base, got, map_size, NULL, &same) == 0) got = map_size;
     map_size = got;
     usable = map_size - header;
-    from_retained = true;
-    VAM_COUNT(huge_reused);
+    from_cache = true;
+    VAM_COUNT(huge_cache_hits);
   } else if (vam__va_reserve(map_size, map_align, true, &base) != 0) {
     vam__heap_pool_collect();
     vam__chunk_release_cached();
+    cache_release(true);
     if (vam__va_reserve(map_size, map_align, true, &base) != 0) return NULL;
     VAM_COUNT(fallback_allocs);
+    VAM_COUNT(huge_cache_misses);
+  } else {
+    VAM_COUNT(huge_cache_misses);
   }
   uint8_t *user = (uint8_t *)base + header;
   if (vam__chunkmap_set((uintptr_t)base, VAM_MAP_HUGE_HEAD) != 0 ||
       (vam__chunk_of(user) != (vam_chunk_t *)base &&
        vam__chunkmap_set((uintptr_t)user, VAM_MAP_HUGE_USER) != 0)) {
     vam__chunkmap_set((uintptr_t)base, VAM_MAP_NONE);
-    if (from_retained || vam__va_release(base, map_size) != 0) retain(base, map_size);
+    if (!cache_put(base, map_size, false) && vam__va_release(base, map_size) != 0) retain(base, map_size);
     return NULL;
   }
   vam_huge_t *h = base;
@@ -120,7 +197,7 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero) {
   h->map_size = map_size;
   h->user = user;
   h->usable = usable;
-  if (from_retained && zero) memset(user, 0, size);
+  if (from_cache && zero && !cached_zero) memset(user, 0, size);
   VAM_GAUGE(committed_bytes, usable);
   VAM_GAUGE(huge_bytes, usable);
   VAM_COUNT(huge_allocs);
@@ -156,8 +233,9 @@ void vam__huge_free(vam_huge_t *h) {
   VAM_GAUGE(committed_bytes, -(int64_t)usable);
   VAM_GAUGE(huge_bytes, -(int64_t)usable);
   VAM_COUNT(huge_frees);
-  if (retained_peek()) release_one_retained();
-  if (vam__va_release(base, map_size) != 0) retain(base, map_size);
+  cache_release(false); /* a range munmap refused earlier: try once more */
+  if (!cache_put(base, map_size, false) && vam__va_release(base, map_size) != 0) retain(base, map_size);
+  vam__purge_tick();
 }
 
 /* Resize without copying where the kernel can: in place first, else move

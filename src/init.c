@@ -16,25 +16,25 @@ static __thread bool tls_in_init;
 static bool env_was_missing;
 static bool key_ready;
 
+/* Every lock of the allocator, in the order the code takes them. */
+static pthread_mutex_t *const fork_locks[] = {&vam__chunk_lock, &vam__huge_cache_lock,
+                                              &vam__hint_lock, &vam__map_lock, &vam__meta_lock};
+#define NFORK_LOCKS (sizeof fork_locks / sizeof fork_locks[0])
+
 static void fork_prepare(void) {
   vam__heap_fork_prepare();
-  pthread_mutex_lock(&vam__chunk_lock);
-  pthread_mutex_lock(&vam__map_lock);
-  pthread_mutex_lock(&vam__meta_lock);
+  for (size_t i = 0; i < NFORK_LOCKS; i++) pthread_mutex_lock(fork_locks[i]);
 }
 
 static void fork_parent(void) {
-  pthread_mutex_unlock(&vam__meta_lock);
-  pthread_mutex_unlock(&vam__map_lock);
-  pthread_mutex_unlock(&vam__chunk_lock);
+  for (size_t i = NFORK_LOCKS; i-- > 0;) pthread_mutex_unlock(fork_locks[i]);
   vam__heap_fork_parent();
 }
 
 static void fork_child(void) {
-  pthread_mutex_init(&vam__meta_lock, NULL);
-  pthread_mutex_init(&vam__map_lock, NULL);
-  pthread_mutex_init(&vam__chunk_lock, NULL);
+  for (size_t i = NFORK_LOCKS; i-- > 0;) pthread_mutex_init(fork_locks[i], NULL);
   vam__heap_fork_child();
+  vam__purge_fork_child();
 }
 
 static void apply_options(void) {
@@ -77,6 +77,7 @@ bool vam__init_key_ready(void) { return key_ready; }
 
 __attribute__((constructor)) static void vam_constructor(void) {
   vam__ensure_init();
+  if (vam__options.background) vam__purge_start_background();
   if (env_was_missing && vam__os_environ() != NULL) {
     /* Initialised before libc set up environ: read the options now. */
     env_was_missing = false;

@@ -49,6 +49,14 @@ static inline bool vam_is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; 
     "route the host program's madvise/mincore through the capped retry (preload only)")     \
   X(HOST_DONTDUMP, host_dontdump, enum, 0, 0, 1, "keep|drop",                               \
     "drop: the host's MADV_DONTDUMP/DODUMP succeed without reaching the kernel")            \
+  X(PURGE_DELAY_MS, purge_delay_ms, uint, 1000, 0, 3600000, "",                            \
+    "free memory idle this long goes back to the OS (0 = at once)")                         \
+  X(PURGE, purge, enum, 1, 0, 1, "free|dontneed",                                           \
+    "how memory goes back: MADV_FREE (lazy, RSS drops under pressure) or MADV_DONTNEED")    \
+  X(BACKGROUND, background, bool, 0, 0, 1, "",                                              \
+    "a background thread purges on schedule even when the program makes no calls")         \
+  X(LARGE_POOL_MAX, large_pool_max, size, 0, 0, (uint64_t)1 << 50, "",                      \
+    "bytes of freed huge mappings kept for reuse (0 = auto: 256 MiB, at most 1/8 budget)")  \
   X(VA_BUDGET, va_budget, size, 0, 0, (uint64_t)1 << 60, "",                                \
     "address space vamalloc may hold (0 = from RLIMIT_AS headroom and VA bits)")            \
   X(VA_BITS, va_bits, uint, 0, 0, 57, "",                                                   \
@@ -74,6 +82,7 @@ enum { VAM_STATS_OFF = 0, VAM_STATS_ON_TEXT = 1, VAM_STATS_ON_JSON = 2 };
 enum { VAM_CORRUPT_ABORT = 0, VAM_CORRUPT_WARN = 1, VAM_CORRUPT_IGNORE = 2 };
 enum { VAM_HOST_DONTDUMP_KEEP = 0, VAM_HOST_DONTDUMP_DROP = 1 };
 enum { VAM_COMMIT_AUTO = 0, VAM_COMMIT_STRICT = 1, VAM_COMMIT_LAZY = 2 };
+enum { VAM_PURGE_FREE = 0, VAM_PURGE_DONTNEED = 1 };
 static inline const char *vam__option_str(uint64_t field) { return (const char *)(uintptr_t)field; }
 
 extern vam_options_t vam__options;
@@ -106,10 +115,14 @@ void vam__options_markdown(int fd);
   X(fallback_allocs, "allocations served through a fallback path")             \
   X(dontdump_failures, "MADV_DONTDUMP marks the kernel refused (ignored)")       \
   X(huge_retained, "huge ranges kept (decommitted) because munmap was refused")  \
-  X(huge_reused, "huge objects served from a kept range")                        \
   X(huge_leaked, "huge ranges munmap refused with no room to keep them")        \
   X(budget_refusals, "reservations refused by the VA budget or the map cap")      \
-  X(commit_failures, "strict-mode commits (mprotect) the kernel refused")
+  X(commit_failures, "strict-mode commits (mprotect) the kernel refused")       \
+  X(purge_runs, "contiguous ranges purged (one madvise each)")                 \
+  X(purged_bytes, "bytes given back to the OS by purging")                     \
+  X(huge_cache_hits, "huge allocations served from the cache of freed mappings") \
+  X(huge_cache_misses, "huge allocations that needed a new mapping")          \
+  X(large_in_place, "large/huge reallocs done in place (grow or shrink)")
 
 /* Gauges (current and peak). */
 #define VAM_STAT_GAUGES(X)                                              \
@@ -117,7 +130,8 @@ void vam__options_markdown(int fd);
   X(committed_bytes, "bytes in spans/mappings that may be resident")    \
   X(large_bytes, "bytes in live large objects")                         \
   X(huge_bytes, "bytes in live huge objects")                           \
-  X(live_heaps, "thread heaps in use")
+  X(live_heaps, "thread heaps in use")                                  \
+  X(mappings, "mappings vamalloc holds (reservations, plus splits it caused)")
 
 typedef struct vam_stats_global {
 #define VAM_STAT_CFIELD(name, doc) vam_atomic(uint64_t) name;
@@ -185,6 +199,8 @@ void vam__va_init(void);
 int vam__va_reserve(size_t size, size_t align, bool commit, void **out);
 int vam__va_release(void *addr, size_t size);
 bool vam__va_strict(void);
+uint64_t vam__va_budget(void);
+extern pthread_mutex_t vam__hint_lock;
 int vam__va_commit(void *addr, size_t size);
 bool vam__va_decommit(void *addr, size_t size, bool *zeroed);
 int vam__va_remap(void *addr, size_t old_size, size_t new_size, void *target, void **out);
@@ -221,6 +237,10 @@ vam_page_t *vam__span_alloc(size_t units, size_t align_units, bool *zeroed);
 void vam__span_free(vam_page_t *pg);
 bool vam__span_try_grow(vam_page_t *pg, size_t new_units);
 void vam__chunk_release_cached(void);
+/* Give back free units idle for at least delay_ms (all, with force), one
+ * madvise per contiguous run; returns bytes purged. */
+uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force);
+bool vam__span_shrink(vam_page_t *pg, size_t new_units);
 
 /* ---- page.c: slabs ------------------------------------------------------- */
 void vam__page_init_small(vam_page_t *pg, size_t bin, vam_heap_t *heap);
@@ -250,6 +270,16 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero);
 void vam__huge_free(vam_huge_t *h);
 vam_huge_t *vam__huge_of(const void *p);
 void *vam__huge_realloc(vam_huge_t *h, size_t size);
+uint64_t vam__huge_purge(uint64_t now_ms, uint64_t delay_ms, bool force);
+void vam__huge_release_cache(void);
+extern pthread_mutex_t vam__huge_cache_lock;
+
+/* ---- purge.c: when memory goes back ----------------------------------------- */
+/* Called from slow paths: purges what is due, at most every delay/4. */
+void vam__purge_tick(void);
+void vam__purge_start_background(void);
+bool vam__purge_lazy_free(void);
+void vam__purge_fork_child(void);
 
 /* ---- alloc.c -------------------------------------------------------------- */
 void *vam__malloc_slow(size_t size);

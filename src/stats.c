@@ -97,7 +97,6 @@ void vam__stats_print(int fd, int format) {
   const char *reason = vam_load_relaxed(&health_reason);
   kv_s(&b, json, &first, "health", bits ? "degraded" : "ok");
   kv_s(&b, json, &first, "health_reason", bits && reason ? reason : "");
-  kv_u(&b, json, &first, "mappings", vam__va_mappings());
   kv_u(&b, json, &first, "degrade_events", vam_load_relaxed(&degrade_events));
   kv_u(&b, json, &first, "malloc_calls", t.malloc_calls);
   kv_u(&b, json, &first, "free_calls", t.free_calls);

@@ -38,8 +38,8 @@ static struct {
   uintptr_t hint_cursor;
 } B = {.va_bits = 47, .budget = UINT64_MAX, .map_limit = 32768, .reserve_max = (uint64_t)1 << 30};
 
-static pthread_mutex_t hint_lock = PTHREAD_MUTEX_INITIALIZER;
-static vam_atomic(uint64_t) mappings;
+pthread_mutex_t vam__hint_lock = PTHREAD_MUTEX_INITIALIZER;
+#define hint_lock vam__hint_lock
 static vam_atomic(int64_t) splits;
 
 static void clamp_line(const char *name, uint64_t asked, uint64_t used, const char *why) {
@@ -119,6 +119,7 @@ void vam__va_init(void) {
 }
 
 bool vam__va_strict(void) { return B.strict; }
+uint64_t vam__va_budget(void) { return B.budget; }
 
 static uint64_t reserved_now(void) {
   int64_t r = vam_load_relaxed(&vam__stats.reserved_bytes.current);
@@ -163,7 +164,7 @@ static int reserve_low(size_t size, size_t align, unsigned flags, void **out) {
 }
 
 int vam__va_reserve(size_t size, size_t align, bool commit, void **out) {
-  if (vam_load_relaxed(&mappings) + (uint64_t)(vam_load_relaxed(&splits) > 0 ? vam_load_relaxed(&splits) : 0) >=
+  if (vam__va_mappings() + (uint64_t)(vam_load_relaxed(&splits) > 0 ? vam_load_relaxed(&splits) : 0) >=
           B.map_limit ||
       reserved_now() + size > B.budget) {
     VAM_COUNT(budget_refusals);
@@ -179,7 +180,7 @@ int vam__va_reserve(size_t size, size_t align, bool commit, void **out) {
   }
   vam__health_ok(VAM_HEALTH_MMAP, "mmap works again");
   VAM_GAUGE(reserved_bytes, size);
-  vam_stat_add(&mappings, 1);
+  VAM_GAUGE(mappings, 1);
   if (vam__options.dontdump && vam__os_dontdump(*out, size) != 0) VAM_COUNT(dontdump_failures);
   return 0;
 }
@@ -192,7 +193,7 @@ int vam__va_release(void *addr, size_t size) {
   }
   vam__health_ok(VAM_HEALTH_MUNMAP, "munmap works again");
   VAM_GAUGE(reserved_bytes, -(int64_t)size);
-  vam_fetch_sub_relaxed(&mappings, 1);
+  VAM_GAUGE(mappings, -1);
   return 0;
 }
 
@@ -234,7 +235,10 @@ bool vam__va_decommit(void *addr, size_t size, bool *zeroed) {
   return true;
 }
 
-uint64_t vam__va_mappings(void) { return vam_load_relaxed(&mappings); }
+uint64_t vam__va_mappings(void) {
+  int64_t m = vam_load_relaxed(&vam__stats.mappings.current);
+  return m > 0 ? (uint64_t)m : 0;
+}
 
 /* Resize a mapping in place (target NULL) or move it onto target, a
  * reservation of new_size made through vam__va_reserve. */
@@ -248,7 +252,7 @@ int vam__va_remap(void *addr, size_t old_size, size_t new_size, void *target, vo
   if (target) {
     /* the old mapping is gone; target was already counted */
     VAM_GAUGE(reserved_bytes, -(int64_t)old_size);
-    vam_fetch_sub_relaxed(&mappings, 1);
+    VAM_GAUGE(mappings, -1);
   } else {
     VAM_GAUGE(reserved_bytes, (int64_t)new_size - (int64_t)old_size);
   }

@@ -153,6 +153,13 @@ int vam__os_release(void *addr, size_t size);
  * range now reads as zeroes (true for MADV_DONTNEED on private anonymous
  * memory, false for MADV_FREE).  On failure the contents are unchanged. */
 int vam__os_decommit(void *addr, size_t size, bool *zeroed);
+/* Purge: like decommit, but with MADV_FREE when lazy_free (pages keep their
+ * contents until the kernel needs them: *zeroed is then false), falling
+ * back to MADV_DONTNEED where MADV_FREE is not supported. */
+int vam__os_purge(void *addr, size_t size, bool lazy_free, bool *zeroed);
+/* Milliseconds of a monotonic clock (coarse is fine). */
+uint64_t vam__os_now_ms(void);
+
 /* Grow or shrink a mapping.  With target == NULL only in place; otherwise
  * the pages move (without copying) onto target, which must be a reservation
  * of new_size bytes that the move replaces.  ENOTSUP where the OS has no

@@ -39,7 +39,9 @@ static vam_os_errno_t errno_kind(int err) {
 void vam__os_count(vam_os_call_t kind, int err) {
   vam_os_counters_t *c = &vam__os_counters[kind];
   vam_stat_add(&c->calls, 1);
-  if (err != 0) {
+  /* EEXIST is a placement hint that missed (MAP_FIXED_NOREPLACE), not a
+   * refusal: the caller tries elsewhere. */
+  if (err != 0 && err != EEXIST) {
     vam_stat_add(&c->failures, 1);
     vam_stat_add(&c->by_errno[errno_kind(err)], 1);
   }

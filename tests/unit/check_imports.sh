@@ -8,7 +8,8 @@ allowed=" _ITM_deregisterTMCloneTable _ITM_registerTMCloneTable __cxa_finalize _
  memcpy memmove memset mmap mmap64 mremap munmap nanosleep open open64
  pthread_key_create pthread_mutex_init pthread_mutex_lock pthread_mutex_trylock
  pthread_mutex_unlock pthread_setspecific read strchr strcpy strlen strncmp strnlen
- syscall sysconf write getrlimit getrlimit64 mprotect strcmp strstr "
+ syscall sysconf write getrlimit getrlimit64 mprotect strcmp strstr clock_gettime
+ pthread_create pthread_attr_init pthread_attr_setdetachstate pthread_attr_destroy "
 bad=""
 for sym in $(nm -D --undefined-only "$so" | awk '{print $2}' | sed 's/@.*//'); do
   case "$allowed" in *" $sym "*|*" $sym

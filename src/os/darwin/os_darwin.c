@@ -91,6 +91,17 @@ int vam__os_decommit(void *addr, size_t size, bool *zeroed) {
   return err;
 }
 
+int vam__os_purge(void *addr, size_t size, bool lazy_free, bool *zeroed) {
+  (void)lazy_free; /* MADV_FREE_REUSABLE is already the lazy kind */
+  return vam__os_decommit(addr, size, zeroed);
+}
+
+uint64_t vam__os_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 int vam__os_remap(void *addr, size_t old_size, size_t new_size, void *target, void **out) {
   (void)addr; (void)old_size; (void)new_size; (void)target; (void)out;
   return ENOTSUP;

@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "../os.h"
 
@@ -137,6 +138,24 @@ int vam__os_decommit(void *addr, size_t size, bool *zeroed) {
   int err = VAM_OS_RETRY(VAM_OS_madvise, advise(addr, size, MADV_DONTNEED));
   if (zeroed) *zeroed = (err == 0);
   return err;
+}
+
+int vam__os_purge(void *addr, size_t size, bool lazy_free, bool *zeroed) {
+  if (lazy_free && vam__os_config.has_madv_free) {
+    int err = VAM_OS_RETRY(VAM_OS_madvise, advise(addr, size, MADV_FREE));
+    if (err != EINVAL) {
+      if (zeroed) *zeroed = false;
+      return err;
+    }
+    vam__os_config.has_madv_free = false; /* kernel before 4.5 */
+  }
+  return vam__os_decommit(addr, size, zeroed);
+}
+
+uint64_t vam__os_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static int remap(void *addr, size_t old_size, size_t new_size, void *target, void **out) {
