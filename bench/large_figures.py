@@ -361,6 +361,7 @@ def render(info, args, allocs, counter, churn, purge, rss, wall, wall_err, notes
                               else f1(per[n_]["mmap"] + per[n_]["munmap"])
                               for n_ in names)))
         row("&nbsp;&nbsp;madvise per 1,000 allocs, %s" % label, per, "madvise")
+        row("&nbsp;&nbsp;mremap per 1,000 allocs, %s" % label, per, "mremap")
     if purge:
         out.append("| **madvise per GiB freed** (gaps of %d ms) | %s |" % (
             args.gap_ms, " | ".join(cell(purge.get(n), "madvise_per_gib") for n in names)))
@@ -398,7 +399,9 @@ def render(info, args, allocs, counter, churn, purge, rss, wall, wall_err, notes
     out.append("")
     out.append("± is half the (max − min) range over the rounds, in % of the median.  "
                "Per-1,000 figures are (count(2N) − count(N)) / N × 1000 after the same "
-               "warm-up; per-GiB figures likewise over the extra rounds.\n")
+               "warm-up; per-GiB figures likewise over the extra rounds.  A negative "
+               "figure means the shorter run made more calls than the longer one: that "
+               "allocator's own timers, not the workload, decide when it calls (noise).\n")
     out += verdicts(allocs, args, churn, purge, rss, wall)
     if wall_err or notes:
         out.append("## Notes\n")

@@ -6,9 +6,10 @@
  * large object, never on a fast path, so one lock is affordable; the lock
  * is never held across a kernel call that can sleep in the retry loop.
  *
- * A chunk whose units are all free is decommitted (one madvise for the
- * whole chunk, which never splits a VMA) and kept in a small cache; past
- * VAMALLOC_CHUNK_CACHE it is unmapped.  If the kernel refuses the unmap the
+ * A chunk whose units are all free is kept for reuse; once it has been idle
+ * for the purge delay its pages go back (one madvise for the whole body,
+ * which never splits a VMA).  Past VAMALLOC_CHUNK_CACHE empty chunks that
+ * are whole reservations are unmapped at once.  If the kernel refuses the unmap the
  * chunk simply stays cached: the books never disagree with the mappings.
  * When the OS refuses a new chunk, cached chunks are released and pooled
  * heaps are drained before the caller sees ENOMEM. */
@@ -213,63 +214,36 @@ vam_page_t *vam__span_alloc(size_t units, size_t align_units, bool *zeroed) {
   return pg;
 }
 
-/* Put a chunk back on the empty list after decommitting it without the
- * lock held: the decommit may sleep in the retry loop (up to retry_max
- * times retry_delay_us), and no other thread should wait for that.  While
- * it runs the chunk is on no list, so nobody else can touch it. */
-static void decommit_and_cache(vam_chunk_t *c) {
-  chunk_decommit(c);
-  pthread_mutex_lock(&vam__chunk_lock);
-  list_push(&empty_chunks, c);
-  empty_count++;
-  pthread_mutex_unlock(&vam__chunk_lock);
-}
-
 /* Units [start, start+n) of c are free again; with the lock held.  A chunk
- * that empties is handed back in *to_decommit (or unmapped here), and one
- * cached chunk whose decommit failed earlier comes back in *to_retry: the
- * caller decommits both after unlocking. */
-static void units_freed_locked(vam_chunk_t *c, size_t start, size_t n, vam_chunk_t **to_decommit,
-                               vam_chunk_t **to_retry) {
+ * that empties goes to the empty list (or is unmapped). */
+static void units_freed_locked(vam_chunk_t *c, size_t start, size_t n) {
   bits_clear(c->used_map, start, n);
   c->free_units += (uint32_t)n;
   if (c->free_units != VAM_UNITS - 1) return;
   list_remove(&chunks, c);
-  c->free_since_ms = 0;
   if (empty_count < vam__options.chunk_cache || c->part_of_arena) {
-    /* Keep it, but give its pages back: one madvise.  Chunks inside a
-     * larger reservation are kept too (unmapping one would split it);
-     * they are unmapped only when the budget runs short. */
-    *to_decommit = c;
+    /* Keep it, committed, for reuse; the purge pass gives its pages back
+     * once it has been idle for the purge delay (one madvise for the whole
+     * body).  Chunks inside a larger reservation are kept too (unmapping
+     * one would split it); they are unmapped only when memory is short. */
+    list_push(&empty_chunks, c);
+    empty_count++;
   } else if (!chunk_unmap(c)) {
     list_push(&empty_chunks, c);
     empty_count++;
   }
-  /* A decommit that gave up earlier is not remembered as final: each time
-   * a chunk empties, one cached chunk that is still dirty is retried. */
-  if (*to_retry == NULL)
-    for (vam_chunk_t *e = empty_chunks; e; e = e->next)
-      if (bits_any(e->dirty_map, 1, VAM_UNITS - 1)) {
-        *to_retry = e;
-        list_remove(&empty_chunks, e);
-        empty_count--;
-        break;
-      }
 }
 
 void vam__span_free(vam_page_t *pg) {
   vam_chunk_t *c = vam__chunk_of(pg);
   size_t start = (size_t)(pg - c->pages), n = pg->units;
-  vam_chunk_t *to_decommit = NULL, *to_retry = NULL;
   uint64_t now = vam__os_now_ms();
   pthread_mutex_lock(&vam__chunk_lock);
   for (size_t i = start; i < start + n; i++) memset(&c->pages[i], 0, sizeof c->pages[i]);
   VAM_GAUGE(committed_bytes, -(int64_t)(n * VAM_UNIT_SIZE));
   c->free_since_ms = now; /* the chunk's free units decay from the last free */
-  units_freed_locked(c, start, n, &to_decommit, &to_retry);
+  units_freed_locked(c, start, n);
   pthread_mutex_unlock(&vam__chunk_lock);
-  if (to_decommit) decommit_and_cache(to_decommit);
-  if (to_retry) decommit_and_cache(to_retry);
   vam__purge_tick();
 }
 
@@ -281,7 +255,6 @@ void vam__span_free(vam_page_t *pg) {
 uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force) {
   struct { vam_chunk_t *c; uint16_t start, n; } runs[PURGE_BATCH];
   size_t k = 0;
-  vam_chunk_t *to_retry = NULL;
   pthread_mutex_lock(&vam__chunk_lock);
   for (vam_chunk_t *c = chunks; c && k < PURGE_BATCH; c = c->next) {
     if (c->free_since_ms == 0 || (!force && now_ms - c->free_since_ms < delay_ms)) continue;
@@ -302,14 +275,28 @@ uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force) {
     }
     if (u >= VAM_UNITS) c->free_since_ms = 0; /* all of it is in this batch */
   }
-  for (vam_chunk_t *e = empty_chunks; e && !to_retry; e = e->next)
-    if (bits_any(e->dirty_map, 1, VAM_UNITS - 1)) to_retry = e;
-  if (to_retry) {
-    list_remove(&empty_chunks, to_retry);
+  /* Empty chunks idle long enough (or whose decommit failed before and is
+   * due again) are decommitted whole, outside the lock. */
+  vam_chunk_t *idle_empty[PURGE_BATCH];
+  size_t nidle = 0;
+  for (vam_chunk_t *e = empty_chunks, *next; e && nidle < PURGE_BATCH; e = next) {
+    next = e->next;
+    if (!bits_any(e->dirty_map, 1, VAM_UNITS - 1)) continue;
+    if (!force && now_ms - e->free_since_ms < delay_ms) continue;
+    list_remove(&empty_chunks, e);
     empty_count--;
+    idle_empty[nidle++] = e;
   }
   pthread_mutex_unlock(&vam__chunk_lock);
-  if (to_retry) decommit_and_cache(to_retry);
+  for (size_t i = 0; i < nidle; i++) {
+    vam_chunk_t *e = idle_empty[i];
+    chunk_decommit(e);
+    if (bits_any(e->dirty_map, 1, VAM_UNITS - 1)) e->free_since_ms = now_ms; /* failed: later */
+    pthread_mutex_lock(&vam__chunk_lock);
+    list_push(&empty_chunks, e);
+    empty_count++;
+    pthread_mutex_unlock(&vam__chunk_lock);
+  }
   if (k == 0) return 0;
   bool ok[PURGE_BATCH], zeroed[PURGE_BATCH];
   uint64_t bytes = 0;
@@ -329,19 +316,14 @@ uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force) {
       vam__health_fail(VAM_HEALTH_DECOMMIT, "madvise gave up: pages stay committed, retried later");
     }
   }
-  vam_chunk_t *emptied[PURGE_BATCH];
-  size_t ne = 0;
   pthread_mutex_lock(&vam__chunk_lock);
   for (size_t i = 0; i < k; i++) {
-    vam_chunk_t *c = runs[i].c, *to_decommit = NULL, *retry = NULL;
+    vam_chunk_t *c = runs[i].c;
     if (ok[i] && zeroed[i]) bits_clear(c->dirty_map, runs[i].start, runs[i].n);
     else if (!ok[i] && c->free_since_ms == 0) c->free_since_ms = now_ms; /* try again later */
-    units_freed_locked(c, runs[i].start, runs[i].n, &to_decommit, &retry);
-    if (to_decommit) emptied[ne++] = to_decommit;
-    if (retry) emptied[ne++] = retry;
+    units_freed_locked(c, runs[i].start, runs[i].n);
   }
   pthread_mutex_unlock(&vam__chunk_lock);
-  for (size_t i = 0; i < ne; i++) decommit_and_cache(emptied[i]);
   return bytes;
 }
 
@@ -350,15 +332,13 @@ bool vam__span_shrink(vam_page_t *pg, size_t new_units) {
   vam_chunk_t *c = vam__chunk_of(pg);
   size_t start = (size_t)(pg - c->pages), n = pg->units;
   if (new_units == 0 || new_units >= n) return false;
-  vam_chunk_t *to_decommit = NULL, *to_retry = NULL;
   pthread_mutex_lock(&vam__chunk_lock);
   for (size_t i = start + new_units; i < start + n; i++) memset(&c->pages[i], 0, sizeof c->pages[i]);
   pg->units = (uint16_t)new_units;
   VAM_GAUGE(committed_bytes, -(int64_t)((n - new_units) * VAM_UNIT_SIZE));
   c->free_since_ms = vam__os_now_ms();
-  units_freed_locked(c, start + new_units, n - new_units, &to_decommit, &to_retry);
+  units_freed_locked(c, start + new_units, n - new_units);
   pthread_mutex_unlock(&vam__chunk_lock);
-  if (to_retry) decommit_and_cache(to_retry);
   return true;
 }
 

@@ -42,17 +42,37 @@ static size_t pool_max(void) {
   return eighth < ((uint64_t)256 << 20) ? (size_t)eighth : (size_t)256 << 20;
 }
 
-/* Keep a range: true when it went into the cache. */
+static void cache_take_at(size_t i);
+static void retain(uint8_t *base, size_t size);
+
+/* Keep a range: true when it went into the cache.  A freed mapping is the
+ * likeliest to be wanted next, so when the cache is full the oldest
+ * entries make room (they are unmapped after the lock is dropped). */
 static bool cache_put(uint8_t *base, size_t size, bool must_release) {
+  cached_t evicted[CACHE_MAX];
+  size_t nev = 0;
   bool kept = false;
   pthread_mutex_lock(&cache_lock);
-  if (cache_count < CACHE_MAX && (must_release || cache_bytes + size <= pool_max())) {
-    cache[cache_count] = (cached_t){base, size, vam__os_now_ms(), false, false, must_release};
-    __atomic_store_n(&cache_count, cache_count + 1, __ATOMIC_RELAXED);
-    cache_bytes += size;
-    kept = true;
+  if (must_release || size <= pool_max()) {
+    while (cache_count == CACHE_MAX || (!must_release && cache_bytes + size > pool_max())) {
+      size_t oldest = CACHE_MAX;
+      for (size_t i = 0; i < cache_count; i++)
+        if (!cache[i].must_release && (oldest == CACHE_MAX || cache[i].freed_ms < cache[oldest].freed_ms))
+          oldest = i;
+      if (oldest == CACHE_MAX) break;
+      evicted[nev++] = cache[oldest];
+      cache_take_at(oldest);
+    }
+    if (cache_count < CACHE_MAX && (must_release || cache_bytes + size <= pool_max())) {
+      cache[cache_count] = (cached_t){base, size, vam__os_now_ms(), false, false, must_release};
+      __atomic_store_n(&cache_count, cache_count + 1, __ATOMIC_RELAXED);
+      cache_bytes += size;
+      kept = true;
+    }
   }
   pthread_mutex_unlock(&cache_lock);
+  for (size_t i = 0; i < nev; i++)
+    if (vam__va_release(evicted[i].base, evicted[i].size) != 0) retain(evicted[i].base, evicted[i].size);
   return kept;
 }
 
@@ -165,10 +185,8 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero) {
     base = NULL;
   }
   if (base) {
-    /* A kept range; much bigger than asked: give the tail back (the tail
-     * of a mapping goes without splitting anything). */
-    void *same = NULL;
-    if (got > map_size + map_size / 4 && vam__va_remap(base, got, map_size, NULL, &same) == 0) got = map_size;
+    /* A kept range, at most twice what was asked: used whole, so it keeps
+     * serving requests of its own size later. */
     map_size = got;
     usable = map_size - header;
     from_cache = true;

@@ -40,7 +40,7 @@ static inline bool vam_is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; 
   X(RETRY_DELAY_US, retry_delay_us, uint, 1000, 0, 1000000, "",                             \
     "sleep between those tries, in microseconds (0 still yields)")                          \
   X(CHUNK_CACHE, chunk_cache, uint, 4, 0, 1024, "",                                         \
-    "empty 4 MiB chunks kept (decommitted) for reuse instead of unmapped")                  \
+    "empty 4 MiB chunks kept for reuse (purged when idle) instead of unmapped")                  \
   X(ON_CORRUPTION, on_corruption, enum, 0, 0, 2, "abort|warn|ignore",                       \
     "what to do on detected heap corruption (invalid free of a heap address)")              \
   X(DONTDUMP, dontdump, bool, 0, 0, 1, "",                                                  \

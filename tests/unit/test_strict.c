@@ -93,6 +93,7 @@ __attribute__((constructor(101))) static void choose_mode(void) { setenv("VAMALL
 
 int main(void) {
   vam__ensure_init();
+  vam__options.purge_delay_ms = 0; /* an emptied chunk is purged at once */
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_strict_is_on),
       cmocka_unit_test(test_commit_and_uncommit),
