@@ -252,14 +252,15 @@ void vam__span_free(vam_page_t *pg) {
 /* Free units idle for delay_ms go back to the OS.  The runs are taken out
  * of circulation (marked used) under the lock, purged without it, and
  * returned; so an allocation never races a madvise on its memory. */
-uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force) {
+uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t max_runs) {
+  size_t limit = max_runs < PURGE_BATCH ? max_runs : PURGE_BATCH;
   struct { vam_chunk_t *c; uint16_t start, n; } runs[PURGE_BATCH];
   size_t k = 0;
   pthread_mutex_lock(&vam__chunk_lock);
-  for (vam_chunk_t *c = chunks; c && k < PURGE_BATCH; c = c->next) {
+  for (vam_chunk_t *c = chunks; c && k < limit; c = c->next) {
     if (c->free_since_ms == 0 || (!force && now_ms - c->free_since_ms < delay_ms)) continue;
     size_t u = 1;
-    while (u < VAM_UNITS && k < PURGE_BATCH) {
+    while (u < VAM_UNITS && k < limit) {
       if (bit_get(c->used_map, u) || !bit_get(c->dirty_map, u)) {
         u++;
         continue;
@@ -279,7 +280,7 @@ uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force) {
    * due again) are decommitted whole, outside the lock. */
   vam_chunk_t *idle_empty[PURGE_BATCH];
   size_t nidle = 0;
-  for (vam_chunk_t *e = empty_chunks, *next; e && nidle < PURGE_BATCH; e = next) {
+  for (vam_chunk_t *e = empty_chunks, *next; e && k + nidle < limit; e = next) {
     next = e->next;
     if (!bits_any(e->dirty_map, 1, VAM_UNITS - 1)) continue;
     if (!force && now_ms - e->free_since_ms < delay_ms) continue;
@@ -288,9 +289,13 @@ uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force) {
     idle_empty[nidle++] = e;
   }
   pthread_mutex_unlock(&vam__chunk_lock);
+  bool empty_gave_up = false;
   for (size_t i = 0; i < nidle; i++) {
     vam_chunk_t *e = idle_empty[i];
-    chunk_decommit(e);
+    if (!empty_gave_up) {
+      chunk_decommit(e);
+      empty_gave_up = bits_any(e->dirty_map, 1, VAM_UNITS - 1);
+    }
     if (bits_any(e->dirty_map, 1, VAM_UNITS - 1)) e->free_since_ms = now_ms; /* failed: later */
     pthread_mutex_lock(&vam__chunk_lock);
     list_push(&empty_chunks, e);
@@ -300,18 +305,24 @@ uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force) {
   if (k == 0) return 0;
   bool ok[PURGE_BATCH], zeroed[PURGE_BATCH];
   uint64_t bytes = 0;
+  bool gave_up = false;
   for (size_t i = 0; i < k; i++) {
     uint8_t *addr = (uint8_t *)runs[i].c + (size_t)runs[i].start * VAM_UNIT_SIZE;
     size_t len = (size_t)runs[i].n * VAM_UNIT_SIZE;
     zeroed[i] = false;
+    if (gave_up) {
+      ok[i] = false; /* the kernel just said no: not now (purge.c backs off) */
+      continue;
+    }
     int err = vam__os_purge(addr, len, vam__purge_lazy_free(), &zeroed[i]);
+    gave_up = (err != 0);
     ok[i] = (err == 0);
     if (ok[i]) {
       bytes += len;
       VAM_COUNT(purge_runs);
       vam_stat_add(&vam__stats.purged_bytes, len);
       vam__health_ok(VAM_HEALTH_DECOMMIT, "madvise works again");
-    } else {
+    } else if (err) {
       VAM_COUNT(decommit_failures);
       vam__health_fail(VAM_HEALTH_DECOMMIT, "madvise gave up: pages stay committed, retried later");
     }

@@ -10,13 +10,19 @@
  * the kernel (they only change core-dump size, and they split VMAs). */
 #include "internal.h"
 
+/* The retries a host call gets: the full cap, or none with the shim off. */
+static unsigned host_retries(void) {
+  return vam__options.host_shim ? (unsigned)vam__options.retry_max : 0;
+}
+
 int vam__host_madvise(void *addr, size_t len, int advice) {
   vam__ensure_init();
   if (vam__options.host_dontdump == VAM_HOST_DONTDUMP_DROP && vam__os_advice_is_dump_only(advice)) {
     VAM_COUNT(host_dontdump_dropped);
     return 0;
   }
-  int err = vam__os_host_madvise(addr, len, advice, !vam__options.host_shim);
+  unsigned retries = host_retries();
+  int err = vam__os_host_madvise(addr, len, advice, retries);
   if (err) {
     errno = err;
     return -1;
@@ -26,7 +32,8 @@ int vam__host_madvise(void *addr, size_t len, int advice) {
 
 int vam__host_mincore(void *addr, size_t len, unsigned char *vec) {
   vam__ensure_init();
-  int err = vam__os_host_mincore(addr, len, vec, !vam__options.host_shim);
+  unsigned retries = host_retries();
+  int err = vam__os_host_mincore(addr, len, vec, retries);
   if (err) {
     errno = err;
     return -1;

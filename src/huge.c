@@ -134,9 +134,9 @@ static void cache_release(bool all) {
 void vam__huge_release_cache(void) { cache_release(true); }
 
 /* Decommit cached ranges idle for delay_ms (all with force). */
-uint64_t vam__huge_purge(uint64_t now_ms, uint64_t delay_ms, bool force) {
+uint64_t vam__huge_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t max_runs) {
   uint64_t bytes = 0;
-  for (int rounds = 0; rounds < CACHE_MAX; rounds++) {
+  for (size_t rounds = 0; rounds < CACHE_MAX && rounds < max_runs; rounds++) {
     pthread_mutex_lock(&cache_lock);
     size_t i = 0;
     while (i < cache_count && (cache[i].purged || (!force && now_ms - cache[i].freed_ms < delay_ms))) i++;
@@ -157,6 +157,7 @@ uint64_t vam__huge_purge(uint64_t now_ms, uint64_t delay_ms, bool force) {
     } else {
       VAM_COUNT(decommit_failures);
       e.freed_ms = now_ms; /* tried again after another delay */
+      max_runs = 0;        /* and no more this pass: purge.c backs off */
     }
     pthread_mutex_lock(&cache_lock);
     cache[cache_count] = e;

@@ -239,7 +239,7 @@ bool vam__span_try_grow(vam_page_t *pg, size_t new_units);
 void vam__chunk_release_cached(void);
 /* Give back free units idle for at least delay_ms (all, with force), one
  * madvise per contiguous run; returns bytes purged. */
-uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force);
+uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t max_runs);
 bool vam__span_shrink(vam_page_t *pg, size_t new_units);
 
 /* ---- page.c: slabs ------------------------------------------------------- */
@@ -270,7 +270,7 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero);
 void vam__huge_free(vam_huge_t *h);
 vam_huge_t *vam__huge_of(const void *p);
 void *vam__huge_realloc(vam_huge_t *h, size_t size);
-uint64_t vam__huge_purge(uint64_t now_ms, uint64_t delay_ms, bool force);
+uint64_t vam__huge_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t max_runs);
 void vam__huge_release_cache(void);
 extern pthread_mutex_t vam__huge_cache_lock;
 

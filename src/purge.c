@@ -19,13 +19,35 @@
 static vam_atomic(uint64_t) last_check_ms;
 static vam_atomic(int) purging; /* one purge pass at a time */
 
+/* After a purge gives up (madvise refused past the retry cap), purging
+ * backs off: 1 s, doubling to 60 s, and each pass in that state tries a
+ * single run, as a probe.  Without this an EAGAIN storm would cost every
+ * slow path up to retry_max x retry_delay per run; with it the program
+ * keeps running and RSS comes back once the kernel cooperates. */
+static vam_atomic(uint64_t) backoff_ms;
+static vam_atomic(uint64_t) backoff_until_ms;
+
 static void purge_pass(bool force) {
   int expected = 0;
   if (!atomic_compare_exchange_strong(&purging, &expected, 1)) return;
   uint64_t now = vam__os_now_ms();
+  uint64_t backoff = vam_load_relaxed(&backoff_ms);
+  if (!force && backoff && now < vam_load_relaxed(&backoff_until_ms)) {
+    vam_store_release(&purging, 0);
+    return;
+  }
   uint64_t delay = vam__options.purge_delay_ms;
-  vam__chunk_purge(now, delay, force);
-  vam__huge_purge(now, delay, force);
+  size_t max_runs = backoff && !force ? 1 : SIZE_MAX;
+  uint64_t failures0 = vam_load_relaxed(&vam__stats.decommit_failures);
+  vam__chunk_purge(now, delay, force, max_runs);
+  vam__huge_purge(now, delay, force, max_runs);
+  if (vam_load_relaxed(&vam__stats.decommit_failures) != failures0) {
+    backoff = backoff ? (backoff * 2 > 60000 ? 60000 : backoff * 2) : 1000;
+    vam_store_relaxed(&backoff_ms, backoff);
+    vam_store_relaxed(&backoff_until_ms, vam__os_now_ms() + backoff);
+  } else if (backoff) {
+    vam_store_relaxed(&backoff_ms, 0);
+  }
   vam_store_release(&purging, 0);
 }
 

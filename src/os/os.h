@@ -71,7 +71,7 @@ extern unsigned vam__os_retry_max;
 extern unsigned vam__os_retry_delay_us;
 
 void vam__os_count(vam_os_call_t kind, int err);
-int vam__os_retry_eagain(vam_os_call_t kind, int err, unsigned *tries);
+int vam__os_retry_eagain(vam_os_call_t kind, unsigned max, unsigned *tries);
 /* Test hook: the errno to inject for this call, or 0.  Compiled in only
  * with -Dfault_injection=true (and in the test-only libraries); otherwise
  * it folds away to nothing.  Rules come from VAMALLOC_FAULTS (fault.c). */
@@ -88,18 +88,20 @@ int vam__os_fault_spec(const char *spec, bool install);
 /* The retry macro: `expr` is evaluated again after each EAGAIN, with a
  * nanosleep between tries, at most vam__os_retry_max extra times.  It yields
  * 0 or the final errno, and counts everything. */
-#define VAM_OS_RETRY(kind, expr)                                   \
-  ({                                                               \
-    unsigned vam_tries_ = 0;                                       \
-    int vam_err_;                                                  \
-    for (;;) {                                                     \
-      vam_err_ = vam__os_fault(kind);                              \
-      if (vam_err_ == 0) vam_err_ = (expr);                        \
-      if (vam_err_ != EAGAIN) break;                               \
-      if (vam__os_retry_eagain(kind, vam_err_, &vam_tries_)) break; \
-    }                                                              \
-    vam__os_count(kind, vam_err_);                                 \
-    vam_err_;                                                      \
+#define VAM_OS_RETRY(kind, expr) VAM_OS_RETRY_MAX(kind, vam__os_retry_max, expr)
+/* The same with an explicit cap (never above vam__os_retry_max). */
+#define VAM_OS_RETRY_MAX(kind, max, expr)                                  \
+  ({                                                                       \
+    unsigned vam_tries_ = 0;                                               \
+    int vam_err_;                                                          \
+    for (;;) {                                                             \
+      vam_err_ = vam__os_fault(kind);                                      \
+      if (vam_err_ == 0) vam_err_ = (expr);                                \
+      if (vam_err_ != EAGAIN) break;                                       \
+      if (vam__os_retry_eagain(kind, (max), &vam_tries_)) break;           \
+    }                                                                      \
+    vam__os_count(kind, vam_err_);                                         \
+    vam_err_;                                                              \
   })
 
 /* Calls that are not retried (mmap, munmap, mremap): one try, counted, with
@@ -171,10 +173,10 @@ int vam__os_dontdump(void *addr, size_t size);
 int vam__os_residency(void *addr, size_t size, unsigned char *vec);
 
 /* The host program's own madvise/mincore (the preload shim): the raw call
- * through the same capped retry, counted as host_*.  `once` skips the
- * retry (shim turned off).  Returns 0 or the final errno. */
-int vam__os_host_madvise(void *addr, size_t len, int advice, bool once);
-int vam__os_host_mincore(void *addr, size_t len, unsigned char *vec, bool once);
+ * through the same capped retry, at most max_retries retries (0: one try),
+ * counted as host_*.  Returns 0 or the final errno. */
+int vam__os_host_madvise(void *addr, size_t len, int advice, unsigned max_retries);
+int vam__os_host_mincore(void *addr, size_t len, unsigned char *vec, unsigned max_retries);
 /* MADV_DONTDUMP or MADV_DODUMP: advice that only changes core-dump size. */
 bool vam__os_advice_is_dump_only(int advice);
 

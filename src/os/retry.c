@@ -50,11 +50,11 @@ void vam__os_count(vam_os_call_t kind, int err) {
 /* Called after an EAGAIN answer.  Returns non-zero when the caller must stop
  * trying (the cap is reached); otherwise it has slept and the caller tries
  * again. */
-int vam__os_retry_eagain(vam_os_call_t kind, int err, unsigned *tries) {
+int vam__os_retry_eagain(vam_os_call_t kind, unsigned max, unsigned *tries) {
   vam_os_counters_t *c = &vam__os_counters[kind];
-  (void)err;
   vam_stat_add(&c->eagain, 1);
-  if (*tries >= vam__os_retry_max) {
+  if (max > vam__os_retry_max) max = vam__os_retry_max;
+  if (*tries >= max) {
     vam_stat_add(&c->giveups, 1);
     return 1;
   }

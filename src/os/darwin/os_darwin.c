@@ -120,14 +120,14 @@ int vam__os_residency(void *addr, size_t size, unsigned char *vec) {
   return VAM_OS_RETRY(VAM_OS_mincore, residency(addr, size, vec));
 }
 
-int vam__os_host_madvise(void *addr, size_t len, int advice, bool once) {
-  if (once) return VAM_OS_ONCE(VAM_OS_host_madvise, advise(addr, len, advice));
-  return VAM_OS_RETRY(VAM_OS_host_madvise, advise(addr, len, advice));
+int vam__os_host_madvise(void *addr, size_t len, int advice, unsigned max_retries) {
+  if (max_retries == 0) return VAM_OS_ONCE(VAM_OS_host_madvise, advise(addr, len, advice));
+  return VAM_OS_RETRY_MAX(VAM_OS_host_madvise, max_retries, advise(addr, len, advice));
 }
 
-int vam__os_host_mincore(void *addr, size_t len, unsigned char *vec, bool once) {
-  if (once) return VAM_OS_ONCE(VAM_OS_host_mincore, residency(addr, len, vec));
-  return VAM_OS_RETRY(VAM_OS_host_mincore, residency(addr, len, vec));
+int vam__os_host_mincore(void *addr, size_t len, unsigned char *vec, unsigned max_retries) {
+  if (max_retries == 0) return VAM_OS_ONCE(VAM_OS_host_mincore, residency(addr, len, vec));
+  return VAM_OS_RETRY_MAX(VAM_OS_host_mincore, max_retries, residency(addr, len, vec));
 }
 
 bool vam__os_advice_is_dump_only(int advice) {
