@@ -613,7 +613,7 @@ def main():
                     help='seconds each bun-spin run is measured (default 8)')
     ap.add_argument('--counter', choices=('auto', 'perf', 'strace'), default='auto',
                     help='how bun-spin counts madvise calls (default: perf if it works)')
-    ap.add_argument('--timeout', type=int, default=60, help='seconds per completing run')
+    ap.add_argument('--timeout', type=int, default=150, help='seconds per completing run')
     ap.add_argument('test', choices=sorted(TESTS))
     args = ap.parse_args()
     for k in ('so', 'seccomp', 'exe', 'bun', 'node'):
