@@ -1,0 +1,2 @@
+/* userheap.c: first-class heaps (vam_heap_*).  In progress. */
+#include "internal.h"
