@@ -1,0 +1,69 @@
+/* cache_scratch: passive false sharing, after Hoard's cache-scratch.
+ *
+ * The main thread mallocs one small object (8 bytes) per worker, packed
+ * next to each other as an allocator hands them out, and passes one to each
+ * worker.  A worker frees the object it was given, then repeatedly mallocs
+ * an object of the same size, writes each byte many times, checks it and
+ * frees it.  An allocator that reuses the main thread's freed object for
+ * the worker's next malloc leaves the workers writing into one cache line.
+ *
+ * ns_per_op = wall ns per malloc+write loop+free, over all threads.
+ */
+#include "workload.h"
+
+#define OBJ 8
+
+typedef struct {
+    unsigned char *given;
+    uint64_t iters, reps;
+    unsigned id;
+    const char *name;
+    char pad[64];
+} sarg_t;
+
+static void *worker(void *v)
+{
+    sarg_t *a = v;
+    bench_check(a->name, a->given, OBJ, a->id);
+    free(a->given);
+    for (uint64_t i = 0; i < a->iters; i++) {
+        volatile unsigned char *p = wl_malloc(a->name, OBJ);
+        unsigned char want;
+        for (uint64_t r = 0; r < a->reps; r++)
+            for (unsigned j = 0; j < OBJ; j++)
+                p[j] = (unsigned char)(r + j + a->id);
+        for (unsigned j = 0; j < OBJ; j++) {
+            want = (unsigned char)(a->reps - 1 + j + a->id);
+            if (p[j] != want)
+                bench_fail("%s: object %p byte %u is 0x%02x, expected 0x%02x", a->name,
+                           (void *)p, j, p[j], want);
+        }
+        free((void *)p);
+    }
+    return NULL;
+}
+
+static void run(const bench_opts_t *o, const char *name)
+{
+    int t = bench_threads(o, 1);
+    uint64_t iters = bench_iters(o, 4000, 50), reps = o->smoke ? 1000 : 20000;
+    sarg_t a[64];
+    double t0, t1;
+    char extra[80];
+
+    for (int i = 0; i < t; i++) {
+        a[i] = (sarg_t){ .iters = iters, .reps = reps, .id = (unsigned)i, .name = name };
+        a[i].given = wl_malloc(name, OBJ);
+        bench_stamp(a[i].given, OBJ, (uint64_t)i);
+    }
+    t0 = bench_now();
+    wl_run_threads(name, t, worker, a, sizeof a[0]);
+    t1 = bench_now();
+    snprintf(extra, sizeof extra, "unit=object threads=%d writes_per_object=%llu", t,
+             (unsigned long long)reps * OBJ);
+    bench_result(name, iters * (uint64_t)t, t1 - t0, extra);
+}
+
+WL_MAIN("cache_scratch",
+        "passive false sharing: workers free objects from main, then malloc/write/free their own",
+        run)
