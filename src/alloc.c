@@ -50,20 +50,19 @@ static void *alloc_large(size_t size, size_t align, bool zero) {
   return pg->start;
 }
 
-/* Every allocation that is not a fast-path hit. `align` is a power of two;
- * 0 or <= 16 means the natural alignment of the size class. */
-static vam_noinline void *alloc_generic(size_t size, size_t align, bool zero) {
-  int saved_errno = errno;
+/* Allocate a block: from `uheap` (a first-class heap whose lock the caller
+ * holds), or with NULL from this thread's heap (the shared one while the
+ * thread has none).  `align` is a power of two; 0 or <= 16 means the
+ * natural alignment of the size class.  NULL when out of memory. */
+static void *alloc_block(vam_heap_t *uheap, size_t size, size_t align, bool zero) {
   void *p = NULL;
-  if (size > VAM_MAX_REQUEST || align > VAM_MAX_ALIGN) return fail_enomem();
   /* Rounding the size up to the alignment picks a class whose blocks are
    * all aligned to it (sizeclass.c), for any alignment up to a unit. */
   size_t small_size = align > 8 ? vam_align_up(size ? size : 1, align) : size;
   if (small_size <= VAM_SMALL_MAX && align <= VAM_UNIT_SIZE) {
-    /* A class that is a multiple of align is aligned (sizeclass.c). */
     size_t bin = vam__bin_of(small_size);
-    bool locked;
-    vam_heap_t *heap = vam__heap_for_slow_path(&locked);
+    bool locked = false;
+    vam_heap_t *heap = uheap ? uheap : vam__heap_for_slow_path(&locked);
     vam_page_t *pg = heap->direct[bin];
     if (pg->free) {
       vam_block_t *b = pg->free;
@@ -83,9 +82,22 @@ static vam_noinline void *alloc_generic(size_t size, size_t align, bool zero) {
     vam__ensure_init();
     p = vam__huge_alloc(size ? size : 1, align, zero);
   }
+  return p;
+}
+
+/* Every allocation that is not a fast-path hit. */
+static vam_noinline void *alloc_generic(size_t size, size_t align, bool zero) {
+  int saved_errno = errno;
+  if (size > VAM_MAX_REQUEST || align > VAM_MAX_ALIGN) return fail_enomem();
+  void *p = alloc_block(NULL, size, align, zero);
   if (p == NULL) return fail_enomem();
   errno = saved_errno;
   return p;
+}
+
+void *vam__alloc_in_heap(vam_heap_t *heap, size_t size, size_t align, bool zero) {
+  if (size > VAM_MAX_REQUEST || align > VAM_MAX_ALIGN) return NULL;
+  return alloc_block(heap, size, align, zero);
 }
 
 void *vam__malloc_slow(size_t size) { return alloc_generic(size, 0, false); }
@@ -136,6 +148,7 @@ static vam_noinline void free_generic(void *p) {
       return;
     }
     if (pg->kind == VAM_PAGE_LARGE && (uint8_t *)p == pg->start) {
+      if (pg->heap) vam__userheap_forget_large(pg);
       VAM_GAUGE(large_bytes, -(int64_t)pg->block_size);
       VAM_COUNT(large_frees);
       vam__span_free(pg);
@@ -147,6 +160,7 @@ static vam_noinline void free_generic(void *p) {
   if (kind == VAM_MAP_HUGE_HEAD || kind == VAM_MAP_HUGE_USER) {
     vam_huge_t *h = vam__huge_of(p);
     if (h) {
+      if (h->heap) vam__userheap_forget_huge(h);
       vam__huge_free(h);
       return;
     }
@@ -231,6 +245,9 @@ VAM_API void *vam_realloc(void *p, size_t size) {
     return NULL;
   }
   if (size <= old && old <= VAM_SMALL_MAX && size >= old / 2) return p; /* small: keep */
+  /* A first-class heap's block stays in its heap (and under its limit). */
+  vam_heap_t *owner = vam_heap_of(p);
+  if (owner) return vam_heap_realloc(owner, p, size);
   unsigned kind = vam__chunkmap_kind((uintptr_t)p);
   if (kind == VAM_MAP_CHUNK && size > VAM_SMALL_MAX && size <= VAM_LARGE_MAX) {
     vam_page_t *pg = vam__page_of(vam__chunk_of(p), p);

@@ -156,7 +156,42 @@ void vam__heap_free_slow_small(vam_page_t *pg, vam_block_t *b) {
     return;
   }
   VAM_COUNT(remote_frees);
+  vam_heap_t *owner = pg->heap;
+  if (owner->is_user) {
+    /* Before the push: once the block is on the page's list the owner may
+     * hand it out again and count it live. */
+    vam_stat_add(&owner->live_bytes, -(uint64_t)pg->block_size);
+    vam_stat_add(&owner->live_blocks, (uint64_t)-1);
+    vam_stat_add(&owner->user_frees, 1);
+  }
   vam__page_remote_free(pg, b);
+}
+
+void vam__heap_drain(vam_heap_t *heap) { drain_remote(heap); }
+static void heap_reset_empty(vam_heap_t *heap);
+
+/* Give back every page of a heap, blocks still out or not: the one-step
+ * end of a first-class heap.  The caller guarantees nobody frees into
+ * these pages any more. */
+void vam__heap_release_all(vam_heap_t *heap) {
+  drain_remote(heap);
+  for (size_t bin = 1; bin < VAM_BINS; bin++) {
+    while (heap->queues[bin].head) page_release(heap, heap->queues[bin].head);
+  }
+  while (heap->full.head) {
+    vam_page_t *pg = heap->full.head;
+    queue_remove(&heap->full, pg);
+    pg->in_full = 0;
+    heap->page_count--;
+    VAM_COUNT(pages_released);
+    vam__span_free(pg);
+  }
+  vam_store_relaxed(&heap->remote_pages, NULL);
+  heap_reset_empty(heap);
+}
+
+static void heap_reset_empty(vam_heap_t *heap) {
+  for (size_t bin = 0; bin < VAM_BINS; bin++) heap->direct[bin] = &vam__empty_page;
 }
 
 /* Give back every empty page of a heap (used at thread exit and by the pool
@@ -173,9 +208,6 @@ static void heap_trim(vam_heap_t *heap) {
   }
 }
 
-static void heap_reset_empty(vam_heap_t *heap) {
-  for (size_t bin = 0; bin < VAM_BINS; bin++) heap->direct[bin] = &vam__empty_page;
-}
 
 static vam_heap_t *heap_acquire(void) {
   pthread_mutex_lock(&pool_lock);
@@ -262,8 +294,35 @@ void vam__heap_pool_collect(void) {
   }
 }
 
+/* Counters of first-class heaps that were destroyed, kept for the totals. */
+static vam_heap_counters_t retired;
+
+/* First-class heaps join the list every report sums over, and leave it
+ * with their counters folded into `retired`. */
+void vam__heap_register(vam_heap_t *heap) {
+  pthread_mutex_lock(&pool_lock);
+  heap->all_next = all_heaps;
+  all_heaps = heap;
+  pthread_mutex_unlock(&pool_lock);
+}
+
+void vam__heap_unregister(vam_heap_t *heap) {
+  pthread_mutex_lock(&pool_lock);
+  for (vam_heap_t **pp = &all_heaps; *pp; pp = &(*pp)->all_next) {
+    if (*pp == heap) {
+      *pp = heap->all_next;
+      break;
+    }
+  }
+  for (size_t b = 0; b < VAM_BINS; b++) retired.bin_mallocs[b] += heap->counters.bin_mallocs[b];
+  retired.frees += heap->counters.frees;
+  pthread_mutex_unlock(&pool_lock);
+}
+
 void vam__heap_sum_counters(uint64_t *bin_mallocs, uint64_t *frees) {
   pthread_mutex_lock(&pool_lock);
+  for (size_t b = 0; b < VAM_BINS; b++) bin_mallocs[b] += retired.bin_mallocs[b];
+  *frees += retired.frees;
   for (vam_heap_t *h = all_heaps; h; h = h->all_next) {
     for (size_t b = 0; b < VAM_BINS; b++) bin_mallocs[b] += h->counters.bin_mallocs[b];
     *frees += h->counters.frees;

@@ -216,6 +216,8 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero) {
   h->map_size = map_size;
   h->user = user;
   h->usable = usable;
+  h->heap = NULL;
+  h->heap_next = h->heap_prev = NULL;
   if (from_cache && zero && !cached_zero) memset(user, 0, size);
   VAM_GAUGE(committed_bytes, usable);
   VAM_GAUGE(huge_bytes, usable);

@@ -22,6 +22,7 @@ static pthread_mutex_t *const fork_locks[] = {&vam__chunk_lock, &vam__huge_cache
 #define NFORK_LOCKS (sizeof fork_locks / sizeof fork_locks[0])
 
 static void fork_prepare(void) {
+  vam__userheap_fork_prepare(); /* heap locks come before every other lock */
   vam__heap_fork_prepare();
   for (size_t i = 0; i < NFORK_LOCKS; i++) pthread_mutex_lock(fork_locks[i]);
 }
@@ -29,11 +30,13 @@ static void fork_prepare(void) {
 static void fork_parent(void) {
   for (size_t i = NFORK_LOCKS; i-- > 0;) pthread_mutex_unlock(fork_locks[i]);
   vam__heap_fork_parent();
+  vam__userheap_fork_parent();
 }
 
 static void fork_child(void) {
   for (size_t i = NFORK_LOCKS; i-- > 0;) pthread_mutex_init(fork_locks[i], NULL);
   vam__heap_fork_child();
+  vam__userheap_fork_child();
   vam__purge_fork_child();
 }
 

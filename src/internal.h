@@ -122,7 +122,10 @@ void vam__options_markdown(int fd);
   X(purged_bytes, "bytes given back to the OS by purging")                     \
   X(huge_cache_hits, "huge allocations served from the cache of freed mappings") \
   X(huge_cache_misses, "huge allocations that needed a new mapping")          \
-  X(large_in_place, "large/huge reallocs done in place (grow or shrink)")
+  X(large_in_place, "large/huge reallocs done in place (grow or shrink)")   \
+  X(user_heaps_created, "first-class heaps created (vam_heap_new)")           \
+  X(user_heaps_destroyed, "first-class heaps destroyed (vam_heap_destroy)")   \
+  X(heap_limit_refusals, "first-class heap allocations refused by byte_limit")
 
 /* Gauges (current and peak). */
 #define VAM_STAT_GAUGES(X)                                              \
@@ -131,6 +134,7 @@ void vam__options_markdown(int fd);
   X(large_bytes, "bytes in live large objects")                         \
   X(huge_bytes, "bytes in live huge objects")                           \
   X(live_heaps, "thread heaps in use")                                  \
+  X(user_heaps, "first-class heaps alive")                              \
   X(mappings, "mappings vamalloc holds (reservations, plus splits it caused)")
 
 typedef struct vam_stats_global {
@@ -264,6 +268,17 @@ void vam__heap_fork_prepare(void);
 void vam__heap_fork_parent(void);
 void vam__heap_fork_child(void);
 void vam__heap_sum_counters(uint64_t *bin_mallocs, uint64_t *frees);
+void vam__heap_drain(vam_heap_t *heap);
+void vam__heap_release_all(vam_heap_t *heap);
+void vam__heap_register(vam_heap_t *heap);
+void vam__heap_unregister(vam_heap_t *heap);
+
+/* ---- userheap.c: first-class heaps ---------------------------------------- */
+void vam__userheap_forget_large(vam_page_t *pg);
+void vam__userheap_forget_huge(vam_huge_t *hg);
+void vam__userheap_fork_prepare(void);
+void vam__userheap_fork_parent(void);
+void vam__userheap_fork_child(void);
 
 /* ---- huge.c: objects with their own mapping ------------------------------- */
 void *vam__huge_alloc(size_t size, size_t align, bool zero);
@@ -283,6 +298,9 @@ void vam__purge_fork_child(void);
 
 /* ---- alloc.c -------------------------------------------------------------- */
 void *vam__malloc_slow(size_t size);
+/* Allocate from a first-class heap whose lock the caller holds; NULL when
+ * out of memory (errno not set). */
+void *vam__alloc_in_heap(vam_heap_t *heap, size_t size, size_t align, bool zero);
 void vam__corruption(const char *what, const void *p);
 
 /* ---- hostshim.c: the host's madvise/mincore (override.c exports them) ---- */

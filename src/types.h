@@ -114,6 +114,8 @@ typedef struct vam_huge {
   size_t map_size;
   uint8_t *user;      /* the pointer handed out */
   size_t usable;      /* bytes usable at user */
+  struct vam_heap *heap;               /* first-class heap, or NULL */
+  struct vam_huge *heap_next, *heap_prev; /* that heap's huge objects */
 } vam_huge_t;
 
 /* Per-heap counters, written only by the owning thread with plain stores
@@ -133,6 +135,19 @@ typedef struct vam_heap {
   struct vam_heap *all_next;      /* every heap ever made, for stats */
   uint32_t page_count;
   bool is_shared;                 /* the locked heap for threads in teardown */
+  bool is_user;                   /* a first-class heap (userheap.c) */
+  /* First-class heaps only.  Allocation happens under `lock`; frees come
+   * from any thread, lock-free for small blocks, so the live totals are
+   * atomics. */
+  pthread_mutex_t lock;
+  vam_atomic(uint64_t) live_bytes;
+  vam_atomic(uint64_t) live_blocks;
+  vam_atomic(uint64_t) user_frees;
+  uint64_t byte_limit, peak_bytes, limit_refusals, user_mallocs;
+  vam_page_queue_t large;         /* live large spans (page next/prev) */
+  vam_huge_t *huge;               /* live huge objects */
+  struct vam_heap *user_next, *user_prev; /* every live first-class heap */
+  char name[32];
 } vam_heap_t;
 
 #endif

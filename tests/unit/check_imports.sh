@@ -6,7 +6,7 @@ so="$1"
 allowed=" _ITM_deregisterTMCloneTable _ITM_registerTMCloneTable __cxa_finalize __environ
  __errno_location __gmon_start__ __register_atfork abort close environ getpid
  memcpy memmove memset mmap mmap64 mremap munmap nanosleep open open64
- pthread_key_create pthread_mutex_init pthread_mutex_lock pthread_mutex_trylock
+ pthread_key_create pthread_mutex_init pthread_mutex_destroy pthread_mutex_lock pthread_mutex_trylock
  pthread_mutex_unlock pthread_setspecific read strchr strcpy strlen strncmp strnlen
  syscall sysconf write getrlimit getrlimit64 mprotect strcmp strstr clock_gettime
  pthread_create pthread_attr_init pthread_attr_setdetachstate pthread_attr_destroy "
