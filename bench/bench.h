@@ -5,8 +5,11 @@
  *
  *   RESULT name=<case> ns_per_op=<float> ops=<count> secs=<float> [key=value...]
  *
- * bench/run.py reads only these lines (anything else on stdout is ignored,
- * so a program may print '#' comments).  Benchmarks use the standard malloc
+ * bench/run.py reads only these lines and, at the end, one line
+ *
+ *   PEAK vmhwm_kib=<peak resident set of the process, from /proc/self/status>
+ *
+ * (anything else on stdout is ignored, so a program may print '#' comments).  Benchmarks use the standard malloc
  * names and never link vamalloc: they get an allocator through LD_PRELOAD,
  * so one binary measures glibc, the peers and vamalloc alike.
  *
@@ -262,6 +265,22 @@ static inline uint64_t bench_rss_kib(void)
     return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE) / 1024;
 }
 
+/* Peak resident set size (VmHWM of /proc/self/status) in KiB, or 0. */
+static inline uint64_t bench_peak_rss_kib(void)
+{
+    char line[256];
+    unsigned long long kib = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) {
+            kib = strtoull(line + 6, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kib;
+}
+
 /* Parse the common options and run the selected cases. */
 static inline int bench_main(int argc, char **argv, const bench_case_t *cases, size_t ncases)
 {
@@ -294,6 +313,9 @@ static inline int bench_main(int argc, char **argv, const bench_case_t *cases, s
         fprintf(stderr, "%s: no case matches --only=%s (try --list)\n", argv[0], o.only);
         return 2;
     }
+    /* The process's own high-water mark: ru_maxrss from wait4 would also
+     * count the parent's pages, which the kernel carries across fork+exec. */
+    printf("PEAK vmhwm_kib=%llu\n", (unsigned long long)bench_peak_rss_kib());
     return 0;
 }
 
