@@ -90,52 +90,14 @@ void vam__options_init(char **environ);
 void vam__options_markdown(int fd);
 
 /* ---- stats.c: the statistics table ----------------------------------------
- * Global counters (monotonic, relaxed atomics; never on a fast path). */
-#define VAM_STAT_COUNTERS(X)                                                     \
-  X(calloc_calls, "calloc calls")                                                \
-  X(realloc_calls, "realloc calls")                                              \
-  X(aligned_calls, "aligned allocation calls (posix_memalign, aligned_alloc...)")\
-  X(large_allocs, "allocations served as large spans")                           \
-  X(huge_allocs, "allocations served by their own mapping")                      \
-  X(large_frees, "large spans freed")                                            \
-  X(huge_frees, "huge mappings freed")                                           \
-  X(remote_frees, "frees from a thread other than the owner")                    \
-  X(foreign_frees, "free/realloc/usable_size of pointers vamalloc never handed out") \
-  X(invalid_frees, "frees of heap addresses that are not a live block start")    \
-  X(enomem_returns, "allocations that returned NULL with ENOMEM")                \
-  X(host_dontdump_dropped, "host MADV_DONTDUMP/DODUMP calls answered without the kernel")                \
-  X(pages_acquired, "spans taken for slabs")                                     \
-  X(pages_released, "slab spans given back to their chunk")                      \
-  X(chunks_reserved, "4 MiB chunks mapped")                                      \
-  X(chunks_released, "chunks unmapped")                                          \
-  X(chunk_release_failures, "chunk unmaps the kernel refused (kept, decommitted)") \
-  X(decommit_failures, "decommits that gave up (pages stay committed)")          \
-  X(heaps_created, "thread heaps created")                                       \
-  X(heaps_reused, "thread heaps taken over from exited threads")                 \
-  X(fallback_allocs, "allocations served through a fallback path")             \
-  X(dontdump_failures, "MADV_DONTDUMP marks the kernel refused (ignored)")       \
-  X(huge_retained, "huge ranges kept (decommitted) because munmap was refused")  \
-  X(huge_leaked, "huge ranges munmap refused with no room to keep them")        \
-  X(budget_refusals, "reservations refused by the VA budget or the map cap")      \
-  X(commit_failures, "strict-mode commits (mprotect) the kernel refused")       \
-  X(purge_runs, "contiguous ranges purged (one madvise each)")                 \
-  X(purged_bytes, "bytes given back to the OS by purging")                     \
-  X(huge_cache_hits, "huge allocations served from the cache of freed mappings") \
-  X(huge_cache_misses, "huge allocations that needed a new mapping")          \
-  X(large_in_place, "large/huge reallocs done in place (grow or shrink)")   \
-  X(user_heaps_created, "first-class heaps created (vam_heap_new)")           \
-  X(user_heaps_destroyed, "first-class heaps destroyed (vam_heap_destroy)")   \
-  X(heap_limit_refusals, "first-class heap allocations refused by byte_limit")
-
-/* Gauges (current and peak). */
-#define VAM_STAT_GAUGES(X)                                              \
-  X(reserved_bytes, "address space mapped by vamalloc")                 \
-  X(committed_bytes, "bytes in spans/mappings that may be resident")    \
-  X(large_bytes, "bytes in live large objects")                         \
-  X(huge_bytes, "bytes in live huge objects")                           \
-  X(live_heaps, "thread heaps in use")                                  \
-  X(user_heaps, "first-class heaps alive")                              \
-  X(mappings, "mappings vamalloc holds (reservations, plus splits it caused)")
+ * The list itself is VAMALLOC_STATS_FIELDS in include/vamalloc.h (it also
+ * declares the public vam_stats_t, whose order is ABI: add new statistics
+ * at its end).  These views pick one kind each:
+ * counters (monotonic, relaxed atomics; never on a fast path) and gauges
+ * (current and peak).  X(name, doc) */
+#define VAM_STAT_SKIP_(name, doc)
+#define VAM_STAT_COUNTERS(X) VAMALLOC_STATS_FIELDS(VAM_STAT_SKIP_, X, VAM_STAT_SKIP_, VAM_STAT_SKIP_)
+#define VAM_STAT_GAUGES(X) VAMALLOC_STATS_FIELDS(VAM_STAT_SKIP_, VAM_STAT_SKIP_, X, VAM_STAT_SKIP_)
 
 typedef struct vam_stats_global {
 #define VAM_STAT_CFIELD(name, doc) vam_atomic(uint64_t) name;
@@ -157,6 +119,7 @@ enum {
   VAM_HEALTH_MUNMAP = 1u << 1,   /* the kernel refused to drop one */
   VAM_HEALTH_DECOMMIT = 1u << 2, /* madvise gave up */
   VAM_HEALTH_META = 1u << 3,     /* metadata could not be allocated */
+  VAM_HEALTH_COMMIT = 1u << 4,   /* a page-API commit was refused */
 };
 void vam__health_fail(unsigned bit, const char *reason);
 void vam__health_ok(unsigned bit, const char *what);
@@ -201,7 +164,13 @@ void vam__va_init(void);
  * so in lazy mode); otherwise (strict mode) it is PROT_NONE until
  * vam__va_commit.  ENOMEM when the budget or the map cap says no. */
 int vam__va_reserve(size_t size, size_t align, bool commit, void **out);
+/* The same with the OS flags as given (VAM_RESERVE_NOACCESS or 0) whatever
+ * the commit mode, and no DONTDUMP mark: the page API's reservations. */
+int vam__va_reserve_flags(size_t size, size_t align, unsigned flags, void **out);
 int vam__va_release(void *addr, size_t size);
+/* Release all or part of a mapping; mappings_delta is -1 (whole), 0 (head
+ * or tail) or +1 (a hole in the middle splits it). */
+int vam__va_release_part(void *addr, size_t size, int mappings_delta);
 bool vam__va_strict(void);
 uint64_t vam__va_budget(void);
 extern pthread_mutex_t vam__hint_lock;

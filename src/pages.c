@@ -1,2 +1,277 @@
-/* pages.c: the page API for garbage collectors (vam_pages_*).  In progress. */
+/* pages.c: the page API for garbage collectors (vam_pages_*).
+ *
+ * A runtime's GC heap gets whole OS pages from here, over the same OS layer
+ * as malloc: reservations go through vabudget (VA budget, map cap, VA-bits
+ * placement, health), and every madvise/mprotect goes through the capped
+ * retry, so a GC sweep under an madvise EAGAIN storm gets an error code
+ * after a bounded sleep instead of spinning (why.md item 1).
+ *
+ * Choices, and why:
+ *  - Reservations are always PROT_NONE, whatever the commit mode: touching
+ *    memory the GC has not committed is a bug, and it should fault, not
+ *    quietly read zeroes.  PROT_NONE is also never charged under strict
+ *    overcommit.
+ *  - Commit is mprotect(READ|WRITE).  Fresh pages read as zeroes.
+ *  - Decommit is MADV_DONTNEED (which zeroes private anonymous pages), then
+ *    mprotect(PROT_NONE), so decommitted pages fault like never-committed
+ *    ones and a recommit reads zeroes.  DONTNEED comes first so that a
+ *    failure at either step leaves the pages committed and accessible (old
+ *    or zeroed contents): the caller may go on using them, which is the
+ *    only safe thing to promise a GC that could not give memory back.
+ *    Under strict commit, or where the backend's madvise does not zero
+ *    (Darwin's MADV_FREE_REUSABLE), decommit maps a fresh PROT_NONE range
+ *    over the pages instead, which zeroes them and returns the commit
+ *    charge (mprotect to PROT_NONE would keep it).  That mmap(MAP_FIXED)
+ *    is one try, like every mmap; its usual refusal (map count) is checked
+ *    by the kernel before the old pages are touched.
+ *  - Each protection change may split a mapping; those splits are not
+ *    counted in the map cap (the kernel merges them back on recommit), so
+ *    a GC that checkerboards its heap meets the kernel's map limit as an
+ *    ENOMEM from commit or decommit, which degrades like any refusal.
+ *  - A registry of live reservations (sorted ranges in memory of its own
+ *    from vabudget, binary search under one leaf lock) lets every call
+ *    check that its range is one of ours: a wrong address is EINVAL, never
+ *    an mprotect or munmap over malloc's chunks.  The lock is held only for
+ *    the lookup, except in release, where it covers the munmap so a
+ *    concurrent reserve cannot get the same addresses before the registry
+ *    forgets them. */
 #include "internal.h"
+
+typedef struct range {
+  uintptr_t start, end;
+  unsigned flags; /* VAM_PAGES_DONTDUMP: re-marked after a strict decommit */
+} range_t;
+
+static struct {
+  pthread_mutex_t lock;
+  range_t *v;     /* sorted by start, non-overlapping */
+  size_t n, cap;
+  size_t bytes;   /* size of the mapping that holds v */
+} R = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static vam_atomic(int) fork_registered;
+
+/* The registry lock is a leaf (only vabudget's locks are taken under it),
+ * and these handlers are registered after init's, so they run before
+ * init's prepare and after its parent/child handlers: the same order as
+ * every other path. */
+static void fork_prepare(void) { pthread_mutex_lock(&R.lock); }
+static void fork_parent(void) { pthread_mutex_unlock(&R.lock); }
+static void fork_child(void) { pthread_mutex_init(&R.lock, NULL); }
+
+/* Every use of the lock registers the fork handlers first, once.  (A
+ * compare-and-swap, not pthread_once, which the shared library would have
+ * to import; a second thread that loses the race only skips a fork window
+ * that the first thread is closing.) */
+static void lock(void) {
+  if (!vam_load_acquire(&fork_registered)) {
+    int expected = 0;
+    if (vam_cas_strong_acq_rel(&fork_registered, &expected, 1))
+      pthread_atfork(fork_prepare, fork_parent, fork_child);
+  }
+  pthread_mutex_lock(&R.lock);
+}
+static void unlock(void) { pthread_mutex_unlock(&R.lock); }
+
+static size_t page_size(void) { return vam__os_config.page_size; }
+
+static int einval(void) {
+  VAM_COUNT(pages_einval);
+  return EINVAL;
+}
+
+/* Index of the last range starting at or below a, or -1. */
+static ptrdiff_t find(uintptr_t a) {
+  size_t lo = 0, hi = R.n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (R.v[mid].start <= a) lo = mid + 1;
+    else hi = mid;
+  }
+  return (ptrdiff_t)lo - 1;
+}
+
+/* The reservation that holds all of [a, a + size), or -1.  Lock held. */
+static ptrdiff_t covering(uintptr_t a, size_t size) {
+  ptrdiff_t i = find(a);
+  if (i < 0 || a >= R.v[i].end || size > R.v[i].end - a) return -1;
+  return i;
+}
+
+/* Room for one more range.  The array lives in a mapping of its own that
+ * doubles, so it never depends on malloc and costs nothing until used. */
+static int reserve_slot(void) {
+  if (R.n < R.cap) return 0;
+  size_t bytes = R.bytes ? R.bytes * 2 : page_size();
+  void *p = NULL;
+  int err = vam__va_reserve(bytes, page_size(), true, &p); /* read/write in every mode */
+  if (err) return err;
+  if (R.n) memcpy(p, R.v, R.n * sizeof(range_t));
+  if (R.v) vam__va_release(R.v, R.bytes); /* a refusal only leaks the old array */
+  R.v = p;
+  R.bytes = bytes;
+  R.cap = bytes / sizeof(range_t);
+  return 0;
+}
+
+static void insert_at(size_t i, range_t r) {
+  memmove(&R.v[i + 1], &R.v[i], (R.n - i) * sizeof(range_t));
+  R.v[i] = r;
+  R.n++;
+}
+
+/* Arguments every range call shares: page-aligned, non-zero, no wrap. */
+static int check_args(const void *addr, size_t size) {
+  uintptr_t a = (uintptr_t)addr, mask = page_size() - 1;
+  if (a == 0 || size == 0 || (a & mask) || (size & mask) || a + size < a) return einval();
+  return 0;
+}
+
+/* Checks the range and returns the flags of its reservation. */
+static int check_range(const void *addr, size_t size, unsigned *flags) {
+  int err = check_args(addr, size);
+  if (err) return err;
+  lock();
+  ptrdiff_t i = covering((uintptr_t)addr, size);
+  if (i >= 0 && flags) *flags = R.v[i].flags;
+  unlock();
+  return i < 0 ? einval() : 0;
+}
+
+/* MADV_DONTDUMP is advisory: a refusal only makes core dumps bigger. */
+static void mark_dontdump(void *addr, size_t size) {
+  if (vam__os_dontdump(addr, size) != 0) VAM_COUNT(pages_dontdump_failures);
+}
+
+VAM_API size_t vam_page_size(void) {
+  vam__ensure_init();
+  return page_size();
+}
+
+VAM_API void *vam_pages_reserve(size_t size, size_t alignment, unsigned flags) {
+  vam__ensure_init();
+  size_t page = page_size();
+  if (size == 0 || (size & (page - 1)) || (alignment && !vam_is_pow2(alignment)) ||
+      (flags & ~(unsigned)(VAM_PAGES_COMMIT | VAM_PAGES_DONTDUMP))) {
+    errno = einval();
+    return NULL;
+  }
+  if (alignment < page) alignment = page;
+  void *p = NULL;
+  unsigned os_flags = (flags & VAM_PAGES_COMMIT) ? 0 : VAM_RESERVE_NOACCESS;
+  if (vam__va_reserve_flags(size, alignment, os_flags, &p) != 0) {
+    VAM_COUNT(pages_reserve_failures);
+    errno = ENOMEM; /* budget, map cap or kernel: all mean "no room" */
+    return NULL;
+  }
+  lock();
+  int err = reserve_slot();
+  if (err == 0) {
+    uintptr_t a = (uintptr_t)p;
+    insert_at((size_t)(find(a) + 1), (range_t){a, a + size, flags & VAM_PAGES_DONTDUMP});
+  }
+  unlock();
+  if (err) {
+    vam__va_release(p, size);
+    VAM_COUNT(pages_reserve_failures);
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (flags & VAM_PAGES_DONTDUMP) mark_dontdump(p, size);
+  VAM_COUNT(pages_reserves);
+  VAM_GAUGE(pages_reserved, size);
+  VAM_GAUGE(pages_reservations, 1);
+  return p;
+}
+
+VAM_API int vam_pages_commit(void *addr, size_t size) {
+  vam__ensure_init();
+  int err = check_range(addr, size, NULL);
+  if (err) return err;
+  err = vam__os_commit(addr, size);
+  if (err) {
+    VAM_COUNT(pages_commit_failures);
+    vam__health_fail(VAM_HEALTH_COMMIT, "page-API commit refused: commit limit, map count or EAGAIN");
+    return err;
+  }
+  vam__health_ok(VAM_HEALTH_COMMIT, "page-API commit works again");
+  VAM_COUNT(pages_commits);
+  vam_stat_add(&vam__stats.pages_committed_bytes, size);
+  return 0;
+}
+
+VAM_API int vam_pages_decommit(void *addr, size_t size, unsigned flags) {
+  vam__ensure_init();
+  if (flags & ~(unsigned)VAM_PAGES_DONTDUMP) return einval();
+  unsigned rflags = 0;
+  int err = check_range(addr, size, &rflags);
+  if (err) return err;
+  bool zeroed = false, remapped = false;
+  if (!vam__va_strict()) err = vam__os_decommit(addr, size, &zeroed);
+  if (err == 0) {
+    if (zeroed) {
+      err = vam__os_noaccess(addr, size);
+    } else {
+      err = vam__os_uncommit(addr, size);
+      remapped = (err == 0);
+    }
+  }
+  if (err) {
+    VAM_COUNT(decommit_failures);
+    VAM_COUNT(pages_decommit_failures);
+    vam__health_fail(VAM_HEALTH_DECOMMIT,
+                     "page-API decommit failed: pages stay committed (old or zero contents)");
+    return err;
+  }
+  vam__health_ok(VAM_HEALTH_DECOMMIT, "decommit works again");
+  /* A fresh mapping has lost the reservation's mark: put it back. */
+  if ((flags & VAM_PAGES_DONTDUMP) || (remapped && (rflags & VAM_PAGES_DONTDUMP)))
+    mark_dontdump(addr, size);
+  VAM_COUNT(pages_decommits);
+  vam_stat_add(&vam__stats.pages_decommitted_bytes, size);
+  return 0;
+}
+
+VAM_API int vam_pages_release(void *addr, size_t size) {
+  vam__ensure_init();
+  int err = check_args(addr, size);
+  if (err) return err;
+  uintptr_t a = (uintptr_t)addr, e = a + size;
+  lock();
+  ptrdiff_t i = covering(a, size);
+  if (i < 0) {
+    unlock();
+    return einval();
+  }
+  range_t r = R.v[i];
+  bool head = a > r.start, tail = e < r.end;
+  /* A hole in the middle needs a second entry: make room before the range
+   * is gone, so a failure leaves everything as it was. */
+  if (head && tail && (err = reserve_slot()) != 0) {
+    unlock();
+    VAM_COUNT(pages_release_failures);
+    return err;
+  }
+  err = vam__va_release_part(addr, size, head && tail ? 1 : (head || tail ? 0 : -1));
+  if (err) {
+    unlock();
+    VAM_COUNT(pages_release_failures);
+    return err;
+  }
+  if (head && tail) {
+    R.v[i].end = a;
+    insert_at((size_t)i + 1, (range_t){e, r.end, r.flags});
+  } else if (head) {
+    R.v[i].end = a;
+  } else if (tail) {
+    R.v[i].start = e;
+  } else {
+    memmove(&R.v[i], &R.v[i + 1], (R.n - (size_t)i - 1) * sizeof(range_t));
+    R.n--;
+  }
+  unlock();
+  VAM_COUNT(pages_releases);
+  VAM_GAUGE(pages_reserved, -(int64_t)size);
+  VAM_GAUGE(pages_reservations, head && tail ? 1 : (head || tail ? 0 : -1));
+  return 0;
+}

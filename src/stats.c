@@ -1,10 +1,20 @@
-/* stats.c: statistics and health, printed from the tables in internal.h
- * (VAM_STAT_COUNTERS, VAM_STAT_GAUGES) and os.h (VAM_OS_CALLS), so adding a
- * statistic is one line there and shows up in text and JSON alike.
+/* stats.c: statistics and health.
  *
- * Per-heap fast-path counters (allocations per size class, frees) are plain
- * fields summed over all heaps at print time: a report taken while threads
- * run is a snapshot, not an exact cut. */
+ * One list, VAMALLOC_STATS_FIELDS in include/vamalloc.h, declares every
+ * statistic: the public vam_stats_t, the internal counters and gauges
+ * (internal.h), the kernel call kinds (os.h), and here the snapshot that
+ * vam_stats_get copies out and the text and JSON reports print.  Adding a
+ * statistic is one line at the end of that list.
+ *
+ * Everything is read from one snapshot (a vam_stats_t on the stack), so the
+ * reports and vam_stats_get agree and nothing allocates.  Per-heap fast-path
+ * counters (allocations per size class, frees) are plain fields summed over
+ * all heaps when read: a snapshot taken while threads run is not an exact
+ * cut.
+ *
+ * Health is a set of bits, one per kind of kernel trouble (internal.h); the
+ * process is degraded while any is set.  The latest reason is kept as a
+ * pointer to a static string, so reading it never races with freeing it. */
 #include "internal.h"
 
 vam_stats_global_t vam__stats;
@@ -27,8 +37,11 @@ void vam__health_ok(unsigned bit, const char *what) {
   if ((old & bit) && old == bit && vam__options.verbose) vam__log("recovered: ", what, NULL);
 }
 
+/* The T entries of the list: computed when read. */
 typedef struct totals {
-  uint64_t malloc_calls, free_calls, bytes_allocated;
+#define VAM_TOTAL_FIELD(name, doc) uint64_t name;
+  VAMALLOC_STATS_FIELDS(VAM_TOTAL_FIELD, VAM_STAT_SKIP_, VAM_STAT_SKIP_, VAM_STAT_SKIP_)
+#undef VAM_TOTAL_FIELD
 } totals_t;
 
 static void compute_totals(totals_t *t) {
@@ -47,96 +60,195 @@ static void compute_totals(totals_t *t) {
   t->free_calls = frees + vam_load_relaxed(&vam__stats.remote_frees) +
                   vam_load_relaxed(&vam__stats.large_frees) +
                   vam_load_relaxed(&vam__stats.huge_frees);
+  t->degrade_events = vam_load_relaxed(&degrade_events);
 }
 
-static void kv_u(vam_buf_t *b, bool json, bool *first, const char *key, uint64_t v) {
-  if (json) {
-    vam__buf_str(b, *first ? "\"" : ",\"");
-    vam__buf_str(b, key);
-    vam__buf_str(b, "\":");
-    vam__buf_u64(b, v);
-  } else {
-    vam__buf_str(b, "vamalloc:   ");
-    vam__buf_str(b, key);
-    for (size_t n = strlen(key); n < 30; n++) vam__buf_str(b, " ");
-    vam__buf_u64(b, v);
-    vam__buf_str(b, "\n");
-  }
-  *first = false;
+static uint64_t gauge_now(vam_gauge_t *g) {
+  int64_t v = vam_load_relaxed(&g->current);
+  return v > 0 ? (uint64_t)v : 0; /* a free seen before its allocation */
 }
 
-static void kv_s(vam_buf_t *b, bool json, bool *first, const char *key, const char *v) {
-  if (json) {
-    vam__buf_str(b, *first ? "\"" : ",\"");
-    vam__buf_str(b, key);
-    vam__buf_str(b, "\":\"");
-    vam__buf_str(b, v);
-    vam__buf_str(b, "\"");
-  } else {
-    vam__buf_str(b, "vamalloc:   ");
-    vam__buf_str(b, key);
-    for (size_t n = strlen(key); n < 30; n++) vam__buf_str(b, " ");
-    vam__buf_str(b, v);
-    vam__buf_str(b, "\n");
-  }
-  *first = false;
-}
-
-void vam__stats_print(int fd, int format) {
-  bool json = format == VAM_STATS_JSON;
-  vam_buf_t b;
-  vam__buf_init(&b, fd);
-  bool first = true;
+static void snapshot(vam_stats_t *s) {
   totals_t t;
   compute_totals(&t);
-  if (json) vam__buf_str(&b, "{");
-  else vam__buf_str(&b, "vamalloc: statistics\n");
-  kv_s(&b, json, &first, "vamalloc_version", "0.1.0");
-  kv_u(&b, json, &first, "pid", (uint64_t)vam__os_getpid());
+  s->struct_size = sizeof *s;
+#define SNAP_T(name, doc) s->name = t.name;
+#define SNAP_C(name, doc) s->name = vam_load_relaxed(&vam__stats.name);
+#define SNAP_G(name, doc)                  \
+  s->name = gauge_now(&vam__stats.name);   \
+  s->name##_peak = (uint64_t)vam_load_relaxed(&vam__stats.name.peak);
+#define SNAP_O(call, doc)                                                          \
+  {                                                                                \
+    vam_os_counters_t *c = &vam__os_counters[VAM_OS_##call];                       \
+    s->call##_calls = vam_load_relaxed(&c->calls);                                 \
+    s->call##_eagain = vam_load_relaxed(&c->eagain);                               \
+    s->call##_retries = vam_load_relaxed(&c->retries);                             \
+    s->call##_giveups = vam_load_relaxed(&c->giveups);                             \
+    s->call##_failures = vam_load_relaxed(&c->failures);                           \
+  }
+  VAMALLOC_STATS_FIELDS(SNAP_T, SNAP_C, SNAP_G, SNAP_O)
+#undef SNAP_T
+#undef SNAP_C
+#undef SNAP_G
+#undef SNAP_O
+}
+
+VAM_API size_t vam_stats_get(vam_stats_t *out, size_t struct_size) {
+  if (out == NULL || struct_size < sizeof(uint64_t)) {
+    errno = EINVAL;
+    return 0;
+  }
+  vam__ensure_init();
+  vam_stats_t s;
+  snapshot(&s);
+  /* A caller built against an older header passes a smaller size: it gets
+   * the prefix it knows, and not one byte more. */
+  size_t n = struct_size < sizeof s ? struct_size : sizeof s;
+  s.struct_size = n;
+  memcpy(out, &s, n);
+  return n;
+}
+
+VAM_API int vam_health(vam_health_t *out) {
+  vam__ensure_init();
+  unsigned bits = vam_load_relaxed(&health_bits);
+  int status = bits ? VAM_HEALTH_DEGRADED : VAM_HEALTH_OK;
+  if (out) {
+    const char *reason = vam_load_relaxed(&health_reason);
+    memset(out, 0, sizeof *out);
+    out->status = status;
+    out->reason = bits && reason ? reason : "";
+    out->degrade_events = vam_load_relaxed(&degrade_events);
+    for (int k = 0; k < VAM_OS_CALL_KINDS; k++) {
+      out->os_eagain += vam_load_relaxed(&vam__os_counters[k].eagain);
+      out->os_giveups += vam_load_relaxed(&vam__os_counters[k].giveups);
+      out->os_failures += vam_load_relaxed(&vam__os_counters[k].failures);
+    }
+    out->enomem_returns = vam_load_relaxed(&vam__stats.enomem_returns);
+    out->decommit_failures = vam_load_relaxed(&vam__stats.decommit_failures);
+  }
+  return status;
+}
+
+/* ---- the reports ---------------------------------------------------------- */
+
+typedef struct printer {
+  vam_buf_t b;
+  bool json, first;
+} printer_t;
+
+static void key(printer_t *p, const char *k) {
+  if (p->json) {
+    vam__buf_str(&p->b, p->first ? "\"" : ",\"");
+    vam__buf_str(&p->b, k);
+    vam__buf_str(&p->b, "\":");
+  } else {
+    vam__buf_str(&p->b, "vamalloc:   ");
+    vam__buf_str(&p->b, k);
+    for (size_t n = strlen(k); n < 30; n++) vam__buf_str(&p->b, " ");
+  }
+  p->first = false;
+}
+
+static void kv_u(printer_t *p, const char *k, uint64_t v) {
+  key(p, k);
+  vam__buf_u64(&p->b, v);
+  if (!p->json) vam__buf_str(&p->b, "\n");
+}
+
+/* Keys are identifiers, but values are free text (health reasons): JSON
+ * gets them escaped so the report always parses. */
+static void kv_s(printer_t *p, const char *k, const char *v) {
+  key(p, k);
+  if (!p->json) {
+    vam__buf_str(&p->b, v);
+    vam__buf_str(&p->b, "\n");
+    return;
+  }
+  static const char hex[] = "0123456789abcdef";
+  vam__buf_str(&p->b, "\"");
+  for (const char *c = v; *c; c++) {
+    unsigned char u = (unsigned char)*c;
+    if (u == '"' || u == '\\') {
+      char esc[2] = {'\\', (char)u};
+      vam__buf_strn(&p->b, esc, 2);
+    } else if (u < 0x20) {
+      char esc[6] = {'\\', 'u', '0', '0', hex[u >> 4], hex[u & 15]};
+      vam__buf_strn(&p->b, esc, 6);
+    } else {
+      vam__buf_strn(&p->b, c, 1);
+    }
+  }
+  vam__buf_str(&p->b, "\"");
+}
+
+/* name + suffix into key (names are short identifiers from the list). */
+static const char *join(char *buf, size_t cap, const char *name, const char *suffix) {
+  size_t nl = strlen(name), sl = strlen(suffix);
+  if (nl + sl + 1 > cap) nl = cap - sl - 1;
+  memcpy(buf, name, nl);
+  memcpy(buf + nl, suffix, sl + 1);
+  return buf;
+}
+
+static void print_os(printer_t *p, vam_os_call_t kind, const uint64_t vals[5]) {
+  static const char *const parts[] = {"_calls", "_eagain", "_retries", "_giveups", "_failures"};
+  const char *n = vam__os_call_names[kind];
+  char k[64];
+  for (size_t i = 0; i < 5; i++) {
+    /* The text report keeps to what happened; JSON has every key. */
+    if (!p->json && i > 0 && vals[i] == 0) continue;
+    kv_u(p, join(k, sizeof k, n, parts[i]), vals[i]);
+  }
+  vam_os_counters_t *c = &vam__os_counters[kind];
+  for (int e = 0; e < VAM_OS_ERRNO_KINDS; e++) {
+    uint64_t v = vam_load_relaxed(&c->by_errno[e]);
+    if (v == 0) continue; /* only errnos that happened, to keep it short */
+    char sfx[16];
+    join(sfx, sizeof sfx, "_", vam__os_errno_names[e]);
+    kv_u(p, join(k, sizeof k, n, sfx), v);
+  }
+}
+
+#define VAM_STR_(x) #x
+#define VAM_STR(x) VAM_STR_(x)
+#define VAM_VERSION_STRING \
+  VAM_STR(VAMALLOC_VERSION_MAJOR) "." VAM_STR(VAMALLOC_VERSION_MINOR) "." VAM_STR(VAMALLOC_VERSION_PATCH)
+
+void vam__stats_print(int fd, int format) {
+  printer_t p = {.json = format == VAM_STATS_JSON, .first = true};
+  vam__buf_init(&p.b, fd);
+  vam_stats_t s;
+  snapshot(&s);
+  if (p.json) vam__buf_str(&p.b, "{");
+  else vam__buf_str(&p.b, "vamalloc: statistics\n");
+  kv_s(&p, "vamalloc_version", VAM_VERSION_STRING);
+  kv_u(&p, "pid", (uint64_t)vam__os_getpid());
   unsigned bits = vam_load_relaxed(&health_bits);
   const char *reason = vam_load_relaxed(&health_reason);
-  kv_s(&b, json, &first, "health", bits ? "degraded" : "ok");
-  kv_s(&b, json, &first, "health_reason", bits && reason ? reason : "");
-  kv_u(&b, json, &first, "degrade_events", vam_load_relaxed(&degrade_events));
-  kv_u(&b, json, &first, "malloc_calls", t.malloc_calls);
-  kv_u(&b, json, &first, "free_calls", t.free_calls);
-  kv_u(&b, json, &first, "bytes_allocated", t.bytes_allocated);
-#define VAM_PRINT_COUNTER(name, doc) kv_u(&b, json, &first, #name, vam_load_relaxed(&vam__stats.name));
-  VAM_STAT_COUNTERS(VAM_PRINT_COUNTER)
-#undef VAM_PRINT_COUNTER
-#define VAM_PRINT_GAUGE(name, doc)                                                  \
-  {                                                                                 \
-    int64_t cur = vam_load_relaxed(&vam__stats.name.current);                       \
-    kv_u(&b, json, &first, #name, cur > 0 ? (uint64_t)cur : 0);                     \
-    kv_u(&b, json, &first, #name "_peak", (uint64_t)vam_load_relaxed(&vam__stats.name.peak)); \
+  kv_s(&p, "health", bits ? "degraded" : "ok");
+  kv_s(&p, "health_reason", bits && reason ? reason : "");
+  /* Grouped by kind (totals, counters, gauges, kernel calls), each group in
+   * the list's order. */
+#define PRINT_ONE(name, doc) kv_u(&p, #name, s.name);
+#define PRINT_GAUGE(name, doc)  \
+  kv_u(&p, #name, s.name);      \
+  kv_u(&p, #name "_peak", s.name##_peak);
+#define PRINT_OS(call, doc)                                                                     \
+  {                                                                                             \
+    const uint64_t v[5] = {s.call##_calls, s.call##_eagain, s.call##_retries, s.call##_giveups, \
+                           s.call##_failures};                                                  \
+    print_os(&p, VAM_OS_##call, v);                                                             \
   }
-  VAM_STAT_GAUGES(VAM_PRINT_GAUGE)
-#undef VAM_PRINT_GAUGE
-  for (int k = 0; k < VAM_OS_CALL_KINDS; k++) {
-    vam_os_counters_t *c = &vam__os_counters[k];
-    char key[64];
-    const char *n = vam__os_call_names[k];
-    size_t nl = strlen(n);
-    static const char *const parts[] = {"_calls", "_eagain", "_retries", "_giveups", "_failures"};
-    vam_atomic(uint64_t) *vals[] = {&c->calls, &c->eagain, &c->retries, &c->giveups, &c->failures};
-    for (size_t i = 0; i < 5; i++) {
-      /* The text report keeps to what happened; JSON has every key. */
-      if (!json && i > 0 && vam_load_relaxed(vals[i]) == 0) continue;
-      memcpy(key, n, nl);
-      strcpy(key + nl, parts[i]);
-      kv_u(&b, json, &first, key, vam_load_relaxed(vals[i]));
-    }
-    for (int e = 0; e < VAM_OS_ERRNO_KINDS; e++) {
-      uint64_t v = vam_load_relaxed(&c->by_errno[e]);
-      if (v == 0) continue; /* only errnos that happened, to keep it short */
-      memcpy(key, n, nl);
-      key[nl] = '_';
-      strcpy(key + nl + 1, vam__os_errno_names[e]);
-      kv_u(&b, json, &first, key, v);
-    }
-  }
-  if (json) vam__buf_str(&b, "}\n");
-  vam__buf_flush(&b);
+  VAMALLOC_STATS_FIELDS(PRINT_ONE, VAM_STAT_SKIP_, VAM_STAT_SKIP_, VAM_STAT_SKIP_)
+  VAMALLOC_STATS_FIELDS(VAM_STAT_SKIP_, PRINT_ONE, VAM_STAT_SKIP_, VAM_STAT_SKIP_)
+  VAMALLOC_STATS_FIELDS(VAM_STAT_SKIP_, VAM_STAT_SKIP_, PRINT_GAUGE, VAM_STAT_SKIP_)
+  VAMALLOC_STATS_FIELDS(VAM_STAT_SKIP_, VAM_STAT_SKIP_, VAM_STAT_SKIP_, PRINT_OS)
+#undef PRINT_ONE
+#undef PRINT_GAUGE
+#undef PRINT_OS
+  if (p.json) vam__buf_str(&p.b, "}\n");
+  vam__buf_flush(&p.b);
 }
 
 VAM_API void vam_stats_print(int fd, int format) {

@@ -22,7 +22,10 @@
  *    are read/write MAP_NORESERVE and decommit is a madvise, which never
  *    splits a VMA;
  *  - every refusal by the kernel becomes health state, and DONTDUMP (when
- *    asked for) is marked once per reservation, never per chunk. */
+ *    asked for) is marked once per reservation, never per chunk;
+ *  - the page API (pages.c) reserves through vam__va_reserve_flags, always
+ *    PROT_NONE unless asked to commit, whatever the commit mode, and may
+ *    release part of a reservation (vam__va_release_part). */
 #include "internal.h"
 
 static struct {
@@ -163,7 +166,8 @@ static int reserve_low(size_t size, size_t align, unsigned flags, void **out) {
   return err;
 }
 
-int vam__va_reserve(size_t size, size_t align, bool commit, void **out) {
+/* Every reservation: the budget and map cap first, then the kernel. */
+int vam__va_reserve_flags(size_t size, size_t align, unsigned flags, void **out) {
   if (vam__va_mappings() + (uint64_t)(vam_load_relaxed(&splits) > 0 ? vam_load_relaxed(&splits) : 0) >=
           B.map_limit ||
       reserved_now() + size > B.budget) {
@@ -171,7 +175,6 @@ int vam__va_reserve(size_t size, size_t align, bool commit, void **out) {
     vam__health_fail(VAM_HEALTH_MMAP, "VA budget or map cap reached");
     return ENOMEM;
   }
-  unsigned flags = (B.strict && !commit) ? VAM_RESERVE_NOACCESS : 0;
   int err = B.place_low ? reserve_low(size, align, flags, out)
                         : vam__os_reserve(size, align, flags, NULL, out);
   if (err) {
@@ -181,11 +184,18 @@ int vam__va_reserve(size_t size, size_t align, bool commit, void **out) {
   vam__health_ok(VAM_HEALTH_MMAP, "mmap works again");
   VAM_GAUGE(reserved_bytes, size);
   VAM_GAUGE(mappings, 1);
-  if (vam__options.dontdump && vam__os_dontdump(*out, size) != 0) VAM_COUNT(dontdump_failures);
   return 0;
 }
 
-int vam__va_release(void *addr, size_t size) {
+int vam__va_reserve(size_t size, size_t align, bool commit, void **out) {
+  int err = vam__va_reserve_flags(size, align, (B.strict && !commit) ? VAM_RESERVE_NOACCESS : 0, out);
+  if (err == 0 && vam__options.dontdump && vam__os_dontdump(*out, size) != 0) VAM_COUNT(dontdump_failures);
+  return err;
+}
+
+/* mappings_delta: how the release changes the number of mappings (-1 for
+ * a whole mapping, 0 for a head or tail, +1 for a hole in the middle). */
+int vam__va_release_part(void *addr, size_t size, int mappings_delta) {
   int err = vam__os_release(addr, size);
   if (err) {
     vam__health_fail(VAM_HEALTH_MUNMAP, "munmap refused: range kept as a decommitted region");
@@ -193,9 +203,11 @@ int vam__va_release(void *addr, size_t size) {
   }
   vam__health_ok(VAM_HEALTH_MUNMAP, "munmap works again");
   VAM_GAUGE(reserved_bytes, -(int64_t)size);
-  VAM_GAUGE(mappings, -1);
+  VAM_GAUGE(mappings, mappings_delta);
   return 0;
 }
+
+int vam__va_release(void *addr, size_t size) { return vam__va_release_part(addr, size, -1); }
 
 void vam__va_note_split(int delta) { atomic_fetch_add(&splits, delta); }
 

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include "../atomic.h"
+#include "vamalloc.h" /* the statistics list: VAM_OS_CALLS below */
 
 /* Filled once by vam__os_init; read-only afterwards. */
 typedef struct vam_os_config {
@@ -32,13 +33,14 @@ typedef struct vam_os_config {
 
 extern vam_os_config_t vam__os_config;
 
-/* The kinds of kernel call we count.  X(name) */
-#define VAM_OS_CALLS(X) \
-  X(mmap) X(munmap) X(mremap) X(madvise) X(mprotect) X(mincore) \
-  X(host_madvise) X(host_mincore)
+/* The kinds of kernel call we count, X(name, doc): the O entries of the one
+ * statistics list (VAMALLOC_STATS_FIELDS in include/vamalloc.h), so a call
+ * kind, its counters and its public vam_stats_t fields are declared once. */
+#define VAM_OS_SKIP_(name, doc)
+#define VAM_OS_CALLS(X) VAMALLOC_STATS_FIELDS(VAM_OS_SKIP_, VAM_OS_SKIP_, VAM_OS_SKIP_, X)
 
 typedef enum {
-#define VAM_OS_ENUM(name) VAM_OS_##name,
+#define VAM_OS_ENUM(name, doc) VAM_OS_##name,
   VAM_OS_CALLS(VAM_OS_ENUM)
 #undef VAM_OS_ENUM
   VAM_OS_CALL_KINDS
@@ -149,6 +151,9 @@ int vam__os_commit(void *addr, size_t size);
 /* Strict decommit: replace the range by a fresh PROT_NONE mapping, which
  * returns its commit charge; it reads as zeroes once committed again. */
 int vam__os_uncommit(void *addr, size_t size);
+/* Make a range inaccessible (PROT_NONE) and keep its pages: the page API's
+ * decommit after a zeroing madvise, so a stray access faults. */
+int vam__os_noaccess(void *addr, size_t size);
 /* Give a reservation (or an aligned part of one) back. */
 int vam__os_release(void *addr, size_t size);
 /* Tell the OS the contents are no longer needed.  *zeroed says whether the

@@ -15,7 +15,7 @@ unsigned vam__os_retry_max = 100;
 unsigned vam__os_retry_delay_us = 1000;
 
 const char *const vam__os_call_names[VAM_OS_CALL_KINDS] = {
-#define VAM_OS_NAME(name) #name,
+#define VAM_OS_NAME(name, doc) #name,
   VAM_OS_CALLS(VAM_OS_NAME)
 #undef VAM_OS_NAME
 };

@@ -122,6 +122,14 @@ int vam__os_uncommit(void *addr, size_t size) {
   return VAM_OS_ONCE(VAM_OS_mmap, remap_noaccess(addr, size));
 }
 
+static int protect_none(void *addr, size_t size) {
+  return mprotect(addr, size, PROT_NONE) == 0 ? 0 : errno;
+}
+
+int vam__os_noaccess(void *addr, size_t size) {
+  return VAM_OS_RETRY(VAM_OS_mprotect, protect_none(addr, size));
+}
+
 int vam__os_release(void *addr, size_t size) {
   return VAM_OS_ONCE(VAM_OS_munmap, unmap(addr, size));
 }
