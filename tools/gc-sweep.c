@@ -48,7 +48,9 @@
  * released).  A harness can add the system-wide count with perf or strace.
  *
  * Exit status: 0 ok; 1 a data mismatch; 2 usage; 3 frozen (the run did not
- * end within --timeout: threads stuck retrying EAGAIN, the Bun freeze);
+ * end within --timeout: threads stuck retrying EAGAIN, the Bun freeze; a
+ * thread still busy 5 s after that is stuck inside the allocator, and the
+ * tool leaves at once with result "STUCK");
  * 4 setup failed (no region, no threads).
  */
 #define _GNU_SOURCE
@@ -751,6 +753,23 @@ static const char *pages_name(int k) {
 
 #define LD(a) ((unsigned long long)atomic_load(&(a)))
 
+/* A thread still not done STUCK_GRACE_S after hard_stop is stuck where the
+ * tool cannot reach it (inside the allocator: a malloc or free that never
+ * returns).  Report that much and leave without cleaning up. */
+#define STUCK_GRACE_S 5.0
+static void stuck(unsigned id, double secs) {
+  if (O.json)
+    printf("{\"tool\":\"gc-sweep\",\"result\":\"STUCK\",\"frozen\":true,\"stuck_thread\":%u,"
+           "\"wall_s\":%.3f,\"mismatches\":%llu,\"first_error\":\"%s\"}\n",
+           id, secs, LD(mismatches), first_error);
+  else
+    printf("gc-sweep: STUCK: thread %u still running %.1f s after the start (--timeout %.1f s): "
+           "blocked inside the allocator or the kernel\n",
+           id, secs, O.timeout);
+  fflush(stdout);
+  _exit(EXIT_FROZEN);
+}
+
 int main(int argc, char **argv) {
   int rc = parse_args(argc, argv);
   if (rc) return rc;
@@ -848,6 +867,7 @@ int main(int argc, char **argv) {
         frozen = true;
         atomic_store(&hard_stop, 1);
       }
+      if (now_s() - t0 >= O.timeout + STUCK_GRACE_S) stuck(ws[i].id, now_s() - t0);
     }
   }
   double t_end = now_s();
