@@ -16,11 +16,11 @@ for exe in "$@"; do
   if readelf -d "$exe" | grep -q 'NEEDED.*libvamalloc'; then
     echo "FAIL: $name needs libvamalloc.so"; fail=1
   fi
-  std=$(echo "$syms" | awk '$3 ~ /^(malloc|free|calloc|realloc|posix_memalign|aligned_alloc|memalign|malloc_usable_size)$/ {print $3}')
+  std=$(echo "$syms" | awk '$3 ~ /^(malloc|free|calloc|realloc|posix_memalign|aligned_alloc|memalign|malloc_usable_size)$/ {print $3}' | tr '\n' ' ')
   if [ "$override" = "true" ]; then
-    echo "$name: override build, standard names defined: $(echo $std)"
+    echo "$name: override build, standard names defined: $std"
   elif [ -n "$std" ]; then
-    echo "FAIL: $name defines $(echo $std) (would displace libc malloc)"; fail=1
+    echo "FAIL: $name defines $std (would displace libc malloc)"; fail=1
   else
     echo "$name: libvamalloc.a linked statically; malloc and free stay libc's"
   fi

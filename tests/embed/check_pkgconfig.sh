@@ -1,7 +1,8 @@
 #!/bin/sh
 # embed suite: link a program against the *installed* vamalloc found through
 # pkg-config, and check that malloc is still glibc's.
-#   check_pkgconfig.sh BUILDDIR PROGRAM.c CC [CC ARGS...]
+#   check_pkgconfig.sh BUILDDIR OVERRIDE PROGRAM.c CC [CC ARGS...]
+# (OVERRIDE: the build's -Doverride; with true, malloc must be vamalloc's.)
 # 1. meson install --no-rebuild --destdir TMP (the layout a package gets);
 # 2. the documented static recipe, which names the archive:
 #      cc prog.c $(pkg-config --cflags vamalloc) \
@@ -13,7 +14,8 @@
 #    vamalloc)) is reported: with libvamalloc.so installed beside the
 #    archive, -lvamalloc makes the linker choose the shared object.
 set -eu
-build="$1"; prog="$2"; shift 2
+build="$1"; override="$2"; prog="$3"; shift 3
+expect=0; [ "$override" = "true" ] && expect=1
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vam-pkgconfig.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
@@ -32,28 +34,43 @@ libdir=$(pkgc --variable=libdir)
 [ -f "$tmp/root$prefix/include/vamalloc.h" ] || { echo "FAIL: vamalloc.h not installed"; exit 1; }
 
 fail=0
+# check_static NAME LINK-ARGS...: build the program with the archive, check it.
+check_static() {
+  name="$1"; shift
+  "$cc" "$@" || { echo "FAIL: $name: does not link"; fail=1; return 0; }
+  if readelf -d "$tmp/prog" | grep -q 'NEEDED.*libvamalloc'; then
+    echo "FAIL: $name: binary needs libvamalloc.so"; fail=1
+  fi
+  if [ "$override" != "true" ] &&
+     nm --defined-only "$tmp/prog" | awk '$3 == "malloc" || $3 == "free"' | grep -q .; then
+    echo "FAIL: $name: binary defines malloc/free"; fail=1
+  fi
+  nm --defined-only "$tmp/prog" | grep -q ' T vam_heap_new$' || {
+    echo "FAIL: $name: vam_heap_new not linked in"; fail=1; }
+  if "$tmp/prog" >"$tmp/out" 2>&1; then ran=ok; else ran=failed; fi
+  sed "s/^/$name: /" "$tmp/out"
+  [ "$ran" = ok ] || { echo "FAIL: $name: program failed"; fail=1; }
+}
+cc="$1"; shift   # the rest of "$@": the compiler's own arguments, if any
 # shellcheck disable=SC2046  # word splitting of pkg-config output is wanted
-"$@" -o "$tmp/prog_static" "$prog" $(pkgc --cflags) "$libdir/libvamalloc.a" \
-  $(pkgc --libs-only-other) || { echo "FAIL: static recipe does not link"; exit 1; }
-if readelf -d "$tmp/prog_static" | grep -q 'NEEDED.*libvamalloc'; then
-  echo "FAIL: static recipe: binary needs libvamalloc.so"; fail=1
-fi
-if nm --defined-only "$tmp/prog_static" | awk '$3 == "malloc" || $3 == "free"' | grep -q .; then
-  echo "FAIL: static recipe: binary defines malloc/free"; fail=1
-fi
-nm --defined-only "$tmp/prog_static" | grep -q ' T vam_heap_new$' || {
-  echo "FAIL: static recipe: vam_heap_new not linked in"; fail=1; }
-"$tmp/prog_static" || { echo "FAIL: static recipe: program failed"; fail=1; }
+check_static "archive by path" "$@" -o "$tmp/prog" -DSTATIC_PROG_OVERRIDE=$expect "$prog" \
+  $(pkgc --cflags) "$libdir/libvamalloc.a" $(pkgc --libs-only-other)
+# shellcheck disable=SC2046
+check_static "-Bstatic" "$@" -o "$tmp/prog" -DSTATIC_PROG_OVERRIDE=$expect "$prog" \
+  $(pkgc --cflags) -Wl,-Bstatic $(pkgc --libs-only-L --libs-only-l) -Wl,-Bdynamic \
+  $(pkgc --libs-only-other)
 
 # The plain recipe: report what the linker chose.
 # shellcheck disable=SC2046
-if "$@" -o "$tmp/prog_plain" "$prog" $(pkgc --cflags --libs --static) 2>"$tmp/plain.log"; then
+if "$cc" "$@" -o "$tmp/prog_plain" -DSTATIC_PROG_OVERRIDE=$expect "$prog" $(pkgc --cflags --libs --static) 2>"$tmp/plain.log"; then
   if readelf -d "$tmp/prog_plain" | grep -q 'NEEDED.*libvamalloc'; then
     echo "note: plain recipe linked libvamalloc.so (the .so overrides malloc), not the archive:"
     LD_LIBRARY_PATH="$libdir" "$tmp/prog_plain" | sed 's/^/note:   /' || true
   else
     echo "note: plain recipe linked the archive"
-    "$tmp/prog_plain" || { echo "FAIL: plain recipe: program failed"; fail=1; }
+    if "$tmp/prog_plain" >"$tmp/out" 2>&1; then ran=ok; else ran=failed; fi
+    sed 's/^/plain: /' "$tmp/out"
+    [ "$ran" = ok ] || { echo "FAIL: plain recipe: program failed"; fail=1; }
   fi
 else
   echo "note: plain recipe does not link:"; cat "$tmp/plain.log"

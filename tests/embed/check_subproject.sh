@@ -18,9 +18,10 @@ if ! CC="$compiler" meson setup "$tmp/build" "$tmp/proj" --force-fallback-for=va
      >"$tmp/setup.log" 2>&1; then
   cat "$tmp/setup.log"; echo "FAIL: meson setup of the subproject example"; exit 1
 fi
-grep -q "Executing subproject vamalloc" "$tmp/setup.log" &&
-  grep -q "Dependency vamalloc found: YES" "$tmp/setup.log" || {
-  cat "$tmp/setup.log"; echo "FAIL: vamalloc did not come from the subproject"; exit 1; }
+if ! grep -q "Executing subproject vamalloc" "$tmp/setup.log" ||
+   ! grep -q "Dependency vamalloc found: YES" "$tmp/setup.log"; then
+  cat "$tmp/setup.log"; echo "FAIL: vamalloc did not come from the subproject"; exit 1
+fi
 if ! meson compile -C "$tmp/build" static_prog >"$tmp/compile.log" 2>&1; then
   cat "$tmp/compile.log"; echo "FAIL: meson compile"; exit 1
 fi

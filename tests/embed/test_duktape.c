@@ -120,6 +120,15 @@ static vam_heap_stats_t heap_stats(vam_heap_t *heap)
     return st;
 }
 
+static vam_stats_t global_stats(void)
+{
+    vam_stats_t g;
+    memset(&g, 0, sizeof g);
+    if (vam_stats_get(&g, sizeof g) != sizeof g)
+        g.struct_size = 0;
+    return g;
+}
+
 /* Evaluates src; returns 0 and the numeric result, or -1 and the error
  * message (copied into err). */
 static int eval_number(duk_context *ctx, const char *src, double *out, char *err,
@@ -194,6 +203,7 @@ static void test_memory_returns(void **state)
     size_t rss0, rss1, rss2, vsz0, vsz2;
     vam_collect(true);
     proc_mem(&rss0, &vsz0);
+    vam_stats_t g0 = global_stats();
 
     vam_heap_t *heap = heap_new("duktape-bulk", 0);
     assert_non_null(heap);
@@ -211,13 +221,21 @@ static void test_memory_returns(void **state)
     vam_heap_destroy(heap);
     vam_collect(true);
     proc_mem(&rss2, &vsz2);
+    vam_stats_t g2 = global_stats();
 
     print_message("memory_returns: %d objects, heap live %llu KiB (peak %llu KiB); "
                   "RSS before %zu KiB, with the engine %zu KiB, after destroy %zu KiB; "
-                  "VmSize before %zu KiB, after %zu KiB\n", OBJECTS,
+                  "VmSize before %zu KiB, after %zu KiB; vamalloc committed %llu KiB "
+                  "before, %llu KiB after (peak %llu KiB)\n", OBJECTS,
                   (unsigned long long)(st.live_bytes / 1024),
                   (unsigned long long)(end.peak_bytes / 1024), rss0 / KiB, rss1 / KiB,
-                  rss2 / KiB, vsz0 / KiB, vsz2 / KiB);
+                  rss2 / KiB, vsz0 / KiB, vsz2 / KiB,
+                  (unsigned long long)(g0.committed_bytes / 1024),
+                  (unsigned long long)(g2.committed_bytes / 1024),
+                  (unsigned long long)(g2.committed_bytes_peak / 1024));
+    assert_true(g0.struct_size > 0 && g2.struct_size > 0);
+    assert_true(g2.committed_bytes <= g0.committed_bytes + MiB);
+    assert_int_equal(g2.user_heaps, g0.user_heaps);
     /* The measurement means something: the engine's memory was resident. */
     assert_true(st.live_bytes >= 8 * MiB);
     assert_true(rss1 >= rss0 + st.live_bytes / 2);
@@ -244,6 +262,8 @@ static void test_destroy_live(void **state)
     size_t rss_warm = 0, vsz_warm = 0, rss_end, vsz_end;
     uint64_t live_min = UINT64_MAX, live_max = 0;
     long foreign0 = atomic_load(&foreign_blocks);
+    vam_stats_t g0 = global_stats(), gw;
+    memset(&gw, 0, sizeof gw);
 
     for (int c = 0; c < CYCLES; c++) {
         vam_heap_t *heap = heap_new("duktape-cycle", 0);
@@ -261,16 +281,25 @@ static void test_destroy_live(void **state)
         if (c + 1 == WARMUP) {
             vam_collect(true);
             proc_mem(&rss_warm, &vsz_warm);
+            gw = global_stats();
         }
     }
     vam_collect(true);
     proc_mem(&rss_end, &vsz_end);
+    vam_stats_t ge = global_stats();
     print_message("destroy_live: %d cycles, %llu..%llu KiB live at each destroy; "
                   "RSS after %d cycles %zu KiB, after %d %zu KiB; "
-                  "VmSize %zu KiB -> %zu KiB\n", CYCLES,
+                  "VmSize %zu KiB -> %zu KiB; vamalloc committed %llu KiB -> %llu KiB, "
+                  "mappings %llu -> %llu\n", CYCLES,
                   (unsigned long long)(live_min / 1024), (unsigned long long)(live_max / 1024),
                   WARMUP, rss_warm / KiB, CYCLES, rss_end / KiB, vsz_warm / KiB,
-                  vsz_end / KiB);
+                  vsz_end / KiB, (unsigned long long)(gw.committed_bytes / 1024),
+                  (unsigned long long)(ge.committed_bytes / 1024),
+                  (unsigned long long)gw.mappings, (unsigned long long)ge.mappings);
+    assert_int_equal(ge.user_heaps_destroyed - g0.user_heaps_destroyed, CYCLES);
+    assert_int_equal(ge.user_heaps, g0.user_heaps);
+    assert_true(ge.committed_bytes <= gw.committed_bytes + gw.committed_bytes / 100 + 512 * KiB);
+    assert_true(ge.mappings <= gw.mappings);
     assert_true(live_min >= MiB);
     assert_true(rss_end <= rss_warm + rss_warm / 100 + 512 * KiB);
     assert_true(vsz_end <= vsz_warm + vsz_warm / 100 + 512 * KiB);

@@ -1,12 +1,18 @@
 /* embed suite: a program built against the installed vamalloc (pkg-config)
  * or as a meson subproject.  It uses vamalloc beside libc malloc: malloc
  * must still be glibc's, vam_malloc and heap blocks vamalloc's.  Prints
- * "static-prog: ok" and exits 0 when all holds. */
+ * "static-prog: ok" and exits 0 when all holds.  Built against an archive
+ * made with -Doverride=true, define STATIC_PROG_OVERRIDE=1: then malloc
+ * must be vamalloc's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <vamalloc.h>
+
+#ifndef STATIC_PROG_OVERRIDE
+#define STATIC_PROG_OVERRIDE 0
+#endif
 
 int main(void)
 {
@@ -30,7 +36,7 @@ int main(void)
     free(libc_block);
     vam_free(vam_block);
     vam_heap_destroy(heap);
-    int ok = !libc_owned && vam_owned && in_heap;
+    int ok = libc_owned == STATIC_PROG_OVERRIDE && vam_owned && in_heap;
     puts(ok ? "static-prog: ok" : "static-prog: FAIL");
     return ok ? 0 : 1;
 }
