@@ -1,40 +1,63 @@
-/* huge.c: objects above VAM_LARGE_MAX, each in its own mapping.
+/* huge.c: objects above VAM_LARGE_MAX, and the pool of regions they are
+ * carved from.
  *
- * The mapping starts on a chunk boundary with a one-page header, so free()
+ * An object starts on a chunk boundary with a one-page header, so free()
  * finds the header by the same masking as for chunks.  Over-aligned objects
  * (alignment above a page) sit further in; the chunk holding the user
  * pointer is then marked HUGE_USER in the chunk map and the header is found
  * by stepping back chunk by chunk to the HUGE_HEAD mark.
  *
- * When the kernel refuses to unmap a huge range (munmap can fail with
- * ENOMEM when it would split a VMA past vm.max_map_count), the range stays
- * in the books: it is decommitted and kept on a small list, from which later
- * huge allocations are served and whose release is retried on every huge
- * free.  Nothing is forgotten, so a later munmap of anything handed out
- * still works (why.md item 4).  (Pooling huge mappings for speed is the
- * large-region pool's job.) */
+ * The pool: objects are carved from regions (reservations of at least the
+ * object's size, growing from 32 MiB to LARGE_POOL_MAX while the budget
+ * allows).  A freed object becomes a free range, coalesced with free
+ * neighbours in its region; an allocation takes the best-fitting range and
+ * leaves the rest free.  So churn of 5..25 MiB blocks reuses address space
+ * (and, until the purge delay passes, the very pages) with no mmap or
+ * munmap: the trade tcmalloc makes, and the one that made it 10x faster
+ * than peers that re-fault every block.
+ *
+ * Bounds: free bytes not yet purged stay under LARGE_POOL_MAX (the oldest
+ * are purged first); a region that is wholly free is unmapped when the free
+ * total passes the same bound, and every wholly-free region goes when
+ * memory or the budget runs short, before any allocation fails.  With a
+ * small pool (or a tight budget) every region is exactly one object, so
+ * freeing gives the address space straight back.
+ *
+ * When the kernel refuses to unmap a region (munmap can fail with ENOMEM
+ * when it would split a VMA past vm.max_map_count), it stays in the books,
+ * decommitted, marked must_release: allocations may use it and its release
+ * is retried on every huge free.  Nothing is forgotten (why.md item 4). */
 #include "internal.h"
 
-/* Freed huge mappings kept for reuse (the large-region pool for huge
- * objects), and ranges the kernel refused to unmap.  Both are decommitted
- * after the purge delay; refused ones are also released again whenever a
- * huge object is freed.  Bounded in entries (no metadata grows) and in
- * bytes (VAMALLOC_LARGE_POOL_MAX, and 1/8 of the VA budget). */
-#define CACHE_MAX 64
+#define REGIONS_MAX 64
+#define RANGES_MAX 256
+#define REGION_MIN ((size_t)32 << 20)
 pthread_mutex_t vam__huge_cache_lock = PTHREAD_MUTEX_INITIALIZER;
-#define cache_lock vam__huge_cache_lock
-typedef struct cached {
+#define pool_lock vam__huge_cache_lock
+
+typedef struct region {
+  uint8_t *base;
+  size_t size;
+  bool must_release; /* munmap was refused: give it back when we can */
+} region_t;
+
+/* A free range, inside one region; the array is sorted by address. */
+typedef struct range {
   uint8_t *base;
   size_t size;
   uint64_t freed_ms;
-  bool purged;       /* advised (purged) since it was freed */
-  bool zero;         /* ... with DONTNEED: reads as zeroes */
-  bool must_release; /* munmap was refused: give it back when we can */
-} cached_t;
-static cached_t cache[CACHE_MAX];
-static size_t cache_count;       /* written under cache_lock; peeked without */
-static size_t cache_bytes;
-static inline size_t cache_peek(void) { return __atomic_load_n(&cache_count, __ATOMIC_RELAXED); }
+  uint16_t region;
+  bool purged; /* advised since it was freed (whole range) */
+  bool zero;   /* ... and reads as zeroes */
+} range_t;
+
+static region_t regions[REGIONS_MAX];
+static size_t region_count;
+static range_t ranges[RANGES_MAX];
+static size_t range_count;     /* written under pool_lock; peeked without */
+static size_t free_bytes;      /* in ranges */
+static size_t dirty_bytes;     /* in ranges not purged */
+static size_t next_region = REGION_MIN;
 
 static size_t pool_max(void) {
   if (vam__options.large_pool_max) return (size_t)vam__options.large_pool_max;
@@ -42,111 +65,210 @@ static size_t pool_max(void) {
   return eighth < ((uint64_t)256 << 20) ? (size_t)eighth : (size_t)256 << 20;
 }
 
-static void cache_take_at(size_t i);
-static void retain(uint8_t *base, size_t size);
-
-/* Keep a range: true when it went into the cache.  A freed mapping is the
- * likeliest to be wanted next, so when the cache is full the oldest
- * entries make room (they are unmapped after the lock is dropped). */
-static bool cache_put(uint8_t *base, size_t size, bool must_release) {
-  cached_t evicted[CACHE_MAX];
-  size_t nev = 0;
-  bool kept = false;
-  pthread_mutex_lock(&cache_lock);
-  if (must_release || size <= pool_max()) {
-    while (cache_count == CACHE_MAX || (!must_release && cache_bytes + size > pool_max())) {
-      size_t oldest = CACHE_MAX;
-      for (size_t i = 0; i < cache_count; i++)
-        if (!cache[i].must_release && (oldest == CACHE_MAX || cache[i].freed_ms < cache[oldest].freed_ms))
-          oldest = i;
-      if (oldest == CACHE_MAX) break;
-      evicted[nev++] = cache[oldest];
-      cache_take_at(oldest);
-    }
-    if (cache_count < CACHE_MAX && (must_release || cache_bytes + size <= pool_max())) {
-      cache[cache_count] = (cached_t){base, size, vam__os_now_ms(), false, false, must_release};
-      __atomic_store_n(&cache_count, cache_count + 1, __ATOMIC_RELAXED);
-      cache_bytes += size;
-      kept = true;
-    }
+/* The totals, recounted after every change (the table is small). */
+static void recount(void) {
+  free_bytes = dirty_bytes = 0;
+  for (size_t i = 0; i < range_count; i++) {
+    free_bytes += ranges[i].size;
+    if (!ranges[i].purged) dirty_bytes += ranges[i].size;
   }
-  pthread_mutex_unlock(&cache_lock);
-  for (size_t i = 0; i < nev; i++)
-    if (vam__va_release(evicted[i].base, evicted[i].size) != 0) retain(evicted[i].base, evicted[i].size);
-  return kept;
 }
 
-static void cache_take_at(size_t i) {
-  cache_bytes -= cache[i].size;
-  cache[i] = cache[cache_count - 1];
-  __atomic_store_n(&cache_count, cache_count - 1, __ATOMIC_RELAXED);
+static void range_remove(size_t i) {
+  memmove(&ranges[i], &ranges[i + 1], (range_count - i - 1) * sizeof ranges[0]);
+  __atomic_store_n(&range_count, range_count - 1, __ATOMIC_RELAXED);
+  recount();
 }
 
-/* The kernel refused to unmap: keep the range in the books, decommitted. */
-static void retain(uint8_t *base, size_t size) {
-  vam__va_decommit(base, size, NULL);
-  if (cache_put(base, size, true)) VAM_COUNT(huge_retained);
-  else VAM_COUNT(huge_leaked);
+/* Fold src into its neighbour dst: purged (and zero) only if both are. */
+static void absorb(range_t *dst, const range_t *src) {
+  if (src->base < dst->base) dst->base = src->base;
+  dst->size += src->size;
+  dst->purged = dst->purged && src->purged;
+  dst->zero = dst->zero && src->zero;
+  if (src->freed_ms > dst->freed_ms) dst->freed_ms = src->freed_ms;
 }
 
-/* Take a kept range of at least size bytes and at most twice that,
- * aligned to align: the smallest that fits. */
-static uint8_t *cache_take(size_t size, size_t align, size_t *got, bool *zeroed) {
-  uint8_t *base = NULL;
-  pthread_mutex_lock(&cache_lock);
-  size_t best = CACHE_MAX;
-  for (size_t i = 0; i < cache_count; i++)
-    if (cache[i].size >= size && (cache[i].size <= 2 * size || cache[i].must_release) &&
-        ((uintptr_t)cache[i].base & (align - 1)) == 0 &&
-        (best == CACHE_MAX || cache[i].size < cache[best].size))
+/* Insert a free range, merging with address neighbours of the same region.
+ * False only when the table is full and nothing merged. */
+static bool range_insert(range_t r) {
+  size_t i = 0;
+  while (i < range_count && ranges[i].base < r.base) i++;
+  range_t *prev = i > 0 ? &ranges[i - 1] : NULL, *next = i < range_count ? &ranges[i] : NULL;
+  bool with_prev = prev && prev->region == r.region && prev->base + prev->size == r.base;
+  bool with_next = next && next->region == r.region && r.base + r.size == next->base;
+  if (with_prev) {
+    absorb(prev, &r);
+    if (with_next) {
+      range_t n = *next;
+      absorb(prev, &n);
+      range_remove(i);
+    }
+  } else if (with_next) {
+    absorb(next, &r);
+  } else {
+    if (range_count == RANGES_MAX) return false;
+    memmove(&ranges[i + 1], &ranges[i], (range_count - i) * sizeof ranges[0]);
+    ranges[i] = r;
+    __atomic_store_n(&range_count, range_count + 1, __ATOMIC_RELAXED);
+  }
+  recount();
+  return true;
+}
+
+static bool region_whole_free(size_t i) {
+  const range_t *r = &ranges[i];
+  return r->base == regions[r->region].base && r->size == regions[r->region].size;
+}
+
+static void region_drop(size_t reg) {
+  regions[reg] = regions[region_count - 1];
+  region_count--;
+  for (size_t i = 0; i < range_count; i++)
+    if (ranges[i].region == region_count) ranges[i].region = (uint16_t)reg;
+}
+
+/* Unmap wholly free regions: every one (all), or the oldest while the free
+ * total is above the pool bound, plus any the kernel refused before.
+ * Takes and drops the lock around each munmap. */
+static void regions_release(bool all) {
+  for (;;) {
+    pthread_mutex_lock(&pool_lock);
+    size_t pick = RANGES_MAX;
+    for (size_t i = 0; i < range_count; i++) {
+      if (!region_whole_free(i)) continue;
+      bool wanted = all || regions[ranges[i].region].must_release || free_bytes > pool_max();
+      if (wanted && (pick == RANGES_MAX || regions[ranges[i].region].must_release ||
+                     ranges[i].freed_ms < ranges[pick].freed_ms))
+        pick = i;
+    }
+    if (pick == RANGES_MAX) {
+      pthread_mutex_unlock(&pool_lock);
+      return;
+    }
+    range_t r = ranges[pick];
+    size_t reg = r.region;
+    region_t g = regions[reg];
+    range_remove(pick);
+    region_drop(reg);
+    pthread_mutex_unlock(&pool_lock);
+    if (vam__va_release(g.base, g.size) == 0) continue;
+    /* Refused: back in the books, decommitted, retried later. */
+    vam__va_decommit(g.base, g.size, NULL);
+    pthread_mutex_lock(&pool_lock);
+    bool first_refusal = !g.must_release;
+    g.must_release = true;
+    regions[region_count] = g;
+    r.region = (uint16_t)region_count++;
+    r.purged = true;
+    r.zero = true;
+    range_insert(r);
+    pthread_mutex_unlock(&pool_lock);
+    if (first_refusal) VAM_COUNT(huge_retained);
+    return;
+  }
+}
+
+void vam__huge_release_cache(void) { regions_release(true); }
+
+/* Carve map_size bytes aligned to align from the best-fitting free range
+ * (under the lock).  NULL when none fits. */
+static bool tight_budget(void) { return vam__va_budget() / 64 < REGION_MIN; }
+
+static uint8_t *pool_take(size_t map_size, size_t align, bool *zeroed) {
+  size_t best = RANGES_MAX;
+  uint8_t *at = NULL;
+  /* On a tight budget regions are single objects, released whole: taking
+   * a small piece of a big one would pin the rest, so stay within 2x. */
+  bool tight = tight_budget();
+  for (size_t i = 0; i < range_count; i++) {
+    uint8_t *a = (uint8_t *)vam_align_up((uintptr_t)ranges[i].base, align);
+    if (a + map_size > ranges[i].base + ranges[i].size) continue;
+    if (tight && ranges[i].size > 2 * map_size) continue;
+    if (best == RANGES_MAX || ranges[i].size < ranges[best].size) {
       best = i;
-  if (best != CACHE_MAX) {
-    base = cache[best].base;
-    *got = cache[best].size;
-    *zeroed = cache[best].zero;
-    cache_take_at(best);
+      at = a;
+    }
   }
-  pthread_mutex_unlock(&cache_lock);
+  if (best == RANGES_MAX) return NULL;
+  range_t r = ranges[best];
+  /* Two pieces may stay free: before and after the object. */
+  size_t head = (size_t)(at - r.base), tail = r.size - head - map_size;
+  if (head && tail && range_count == RANGES_MAX) return NULL;
+  *zeroed = r.purged && r.zero;
+  range_remove(best);
+  if (head) range_insert((range_t){r.base, head, r.freed_ms, r.region, r.purged, r.zero});
+  if (tail) range_insert((range_t){at + map_size, tail, r.freed_ms, r.region, r.purged, r.zero});
+  return at;
+}
+
+/* The next region's size: the doubling growth, within the pool bound and
+ * 1/64 of the budget.  (A tight budget gets exact regions: region_new.) */
+static size_t region_size(size_t need) {
+  size_t max = pool_max();
+  size_t want = next_region < max ? next_region : max;
+  uint64_t budget = vam__va_budget();
+  if (want > budget / 64) want = (size_t)(budget / 64);
+  want &= ~(size_t)VAM_CHUNK_MASK;
+  return want > need ? want : need;
+}
+
+/* Reserve a region for an object of map_size (under no lock); the object
+ * takes its start and the rest goes into the pool. */
+static uint8_t *region_new(size_t map_size, size_t align) {
+  pthread_mutex_lock(&pool_lock);
+  bool room = region_count < REGIONS_MAX && range_count < RANGES_MAX;
+  size_t size = room && !tight_budget() ? region_size(vam_align_up(map_size, VAM_CHUNK_SIZE)) : map_size;
+  pthread_mutex_unlock(&pool_lock);
+  void *base = NULL;
+  if (size > map_size && vam__va_reserve(size, align, false, &base) != 0) size = map_size;
+  if (base == NULL && vam__va_reserve(map_size, align, false, &base) != 0) return NULL;
+  if (vam__va_commit(base, map_size) != 0) {
+    vam__va_release(base, size);
+    return NULL;
+  }
+  pthread_mutex_lock(&pool_lock);
+  if (region_count == REGIONS_MAX) {
+    /* No slot to track a pool region: the object is its own mapping. */
+    pthread_mutex_unlock(&pool_lock);
+    if (size > map_size) vam__va_release_part((uint8_t *)base + map_size, size - map_size, 0);
+    return NULL;
+  }
+  regions[region_count] = (region_t){base, size, false};
+  uint16_t reg = (uint16_t)region_count++;
+  if (size > map_size) {
+    if (next_region < pool_max()) next_region *= 2;
+    range_insert((range_t){(uint8_t *)base + map_size, size - map_size, vam__os_now_ms(), reg, true, true});
+  }
+  pthread_mutex_unlock(&pool_lock);
   return base;
 }
 
-/* Give back refused ranges (one per call) or, with all, every cached one. */
-static void cache_release(bool all) {
-  for (;;) {
-    pthread_mutex_lock(&cache_lock);
-    size_t i = 0;
-    while (i < cache_count && !all && !cache[i].must_release) i++;
-    if (i == cache_count) {
-      pthread_mutex_unlock(&cache_lock);
-      return;
-    }
-    cached_t e = cache[i];
-    cache_take_at(i);
-    pthread_mutex_unlock(&cache_lock);
-    if (vam__va_release(e.base, e.size) != 0) {
-      cache_put(e.base, e.size, true);
-      return;
-    }
-    if (!all) return;
-  }
+/* The region holding addr (under the lock). */
+static size_t region_of(const uint8_t *addr) {
+  for (size_t i = 0; i < region_count; i++)
+    if (addr >= regions[i].base && addr < regions[i].base + regions[i].size) return i;
+  return REGIONS_MAX;
 }
 
-void vam__huge_release_cache(void) { cache_release(true); }
+/* Purge the oldest unpurged ranges until the unpurged total is under the
+ * bound (under the lock; the madvise runs without it). */
+static void pool_trim_dirty(void);
 
-/* Decommit cached ranges idle for delay_ms (all with force). */
+/* Decommit free ranges idle for delay_ms (all with force). */
 uint64_t vam__huge_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t max_runs) {
   uint64_t bytes = 0;
-  for (size_t rounds = 0; rounds < CACHE_MAX && rounds < max_runs; rounds++) {
-    pthread_mutex_lock(&cache_lock);
+  for (size_t rounds = 0; rounds < RANGES_MAX && rounds < max_runs; rounds++) {
+    pthread_mutex_lock(&pool_lock);
     size_t i = 0;
-    while (i < cache_count && (cache[i].purged || (!force && now_ms - cache[i].freed_ms < delay_ms))) i++;
-    if (i == cache_count) {
-      pthread_mutex_unlock(&cache_lock);
+    while (i < range_count && (ranges[i].purged || (!force && now_ms - ranges[i].freed_ms < delay_ms))) i++;
+    if (i == range_count) {
+      pthread_mutex_unlock(&pool_lock);
       break;
     }
-    cached_t e = cache[i];
-    cache_take_at(i); /* out of circulation while the madvise runs */
-    pthread_mutex_unlock(&cache_lock);
+    range_t e = ranges[i];
+    range_remove(i); /* out of circulation while the madvise runs */
+    pthread_mutex_unlock(&pool_lock);
     bool zeroed = false;
     if (vam__os_purge(e.base, e.size, vam__purge_lazy_free(), &zeroed) == 0) {
       VAM_COUNT(purge_runs);
@@ -159,58 +281,109 @@ uint64_t vam__huge_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t 
       e.freed_ms = now_ms; /* tried again after another delay */
       max_runs = 0;        /* and no more this pass: purge.c backs off */
     }
-    pthread_mutex_lock(&cache_lock);
-    cache[cache_count] = e;
-    __atomic_store_n(&cache_count, cache_count + 1, __ATOMIC_RELAXED);
-    cache_bytes += e.size;
-    pthread_mutex_unlock(&cache_lock);
+    pthread_mutex_lock(&pool_lock);
+    range_insert(e); /* a slot is free: this range's own */
+    pthread_mutex_unlock(&pool_lock);
   }
+  regions_release(false);
   return bytes;
+}
+
+static void pool_trim_dirty(void) {
+  for (int rounds = 0; rounds < RANGES_MAX; rounds++) {
+    pthread_mutex_lock(&pool_lock);
+    if (dirty_bytes <= pool_max()) {
+      pthread_mutex_unlock(&pool_lock);
+      return;
+    }
+    size_t oldest = RANGES_MAX;
+    for (size_t i = 0; i < range_count; i++)
+      if (!ranges[i].purged && (oldest == RANGES_MAX || ranges[i].freed_ms < ranges[oldest].freed_ms))
+        oldest = i;
+    if (oldest == RANGES_MAX) {
+      pthread_mutex_unlock(&pool_lock);
+      return;
+    }
+    range_t e = ranges[oldest];
+    range_remove(oldest);
+    pthread_mutex_unlock(&pool_lock);
+    bool zeroed = false;
+    int err = vam__os_purge(e.base, e.size, vam__purge_lazy_free(), &zeroed);
+    if (err == 0) {
+      VAM_COUNT(purge_runs);
+      vam_stat_add(&vam__stats.purged_bytes, e.size);
+      e.purged = true;
+      e.zero = zeroed;
+    } else {
+      VAM_COUNT(decommit_failures);
+    }
+    pthread_mutex_lock(&pool_lock);
+    range_insert(e);
+    pthread_mutex_unlock(&pool_lock);
+    if (err) return; /* the purge pass retries with its back-off */
+  }
+}
+
+/* Give an object's range back to the pool. */
+static void pool_put(uint8_t *base, size_t size) {
+  pthread_mutex_lock(&pool_lock);
+  size_t reg = region_of(base);
+  bool kept = reg != REGIONS_MAX &&
+              range_insert((range_t){base, size, vam__os_now_ms(), (uint16_t)reg, false, false});
+  pthread_mutex_unlock(&pool_lock);
+  if (!kept) {
+    /* Only when the range table is full: the memory stays mapped and
+     * ours; decommit it so it costs no RSS.  It rejoins the pool when a
+     * neighbour is freed next to it. */
+    vam__va_decommit(base, size, NULL);
+    VAM_COUNT(huge_leaked);
+  }
+  pool_trim_dirty();
+  regions_release(false);
 }
 
 void *vam__huge_alloc(size_t size, size_t align, bool zero) {
   size_t page = vam__os_config.page_size;
   if (align < page) align = page;
   size_t header = align > page ? align : page;
-  if (size > PTRDIFF_MAX - header - page) return NULL;
+  if (size > PTRDIFF_MAX - header - VAM_CHUNK_SIZE) return NULL;
   size_t usable = vam_align_up(size, page);
   size_t map_size = header + usable;
   size_t map_align = VAM_CHUNK_SIZE > align ? VAM_CHUNK_SIZE : align;
-  void *base = NULL;
-  bool from_cache = false, cached_zero = false;
-  size_t got = 0;
+  bool zeroed = false;
   vam__purge_tick();
-  if (cache_peek() && (base = cache_take(map_size, map_align, &got, &cached_zero)) != NULL &&
-      vam__va_commit(base, got) != 0) {
-    retain(base, got); /* strict mode could not charge it again: keep it */
+  pthread_mutex_lock(&pool_lock);
+  uint8_t *base = range_count ? pool_take(map_size, map_align, &zeroed) : NULL;
+  pthread_mutex_unlock(&pool_lock);
+  if (base && vam__va_commit(base, map_size) != 0) {
+    pool_put(base, map_size); /* strict mode could not charge it again */
     base = NULL;
   }
   if (base) {
-    /* A kept range, at most twice what was asked: used whole, so it keeps
-     * serving requests of its own size later. */
-    map_size = got;
-    usable = map_size - header;
-    from_cache = true;
     VAM_COUNT(huge_cache_hits);
-  } else if (vam__va_reserve(map_size, map_align, true, &base) != 0) {
-    vam__heap_pool_collect();
-    vam__chunk_release_cached();
-    cache_release(true);
-    if (vam__va_reserve(map_size, map_align, true, &base) != 0) return NULL;
-    VAM_COUNT(fallback_allocs);
-    VAM_COUNT(huge_cache_misses);
   } else {
     VAM_COUNT(huge_cache_misses);
+    zeroed = true; /* fresh pages */
+    base = region_new(map_size, map_align);
+    if (base == NULL) {
+      /* Short of memory or budget: the pool shrinks first. */
+      vam__heap_pool_collect();
+      vam__chunk_release_cached();
+      regions_release(true);
+      base = region_new(map_size, map_align);
+      if (base == NULL) return NULL;
+      VAM_COUNT(fallback_allocs);
+    }
   }
-  uint8_t *user = (uint8_t *)base + header;
+  uint8_t *user = base + header;
   if (vam__chunkmap_set((uintptr_t)base, VAM_MAP_HUGE_HEAD) != 0 ||
       (vam__chunk_of(user) != (vam_chunk_t *)base &&
        vam__chunkmap_set((uintptr_t)user, VAM_MAP_HUGE_USER) != 0)) {
     vam__chunkmap_set((uintptr_t)base, VAM_MAP_NONE);
-    if (!cache_put(base, map_size, false) && vam__va_release(base, map_size) != 0) retain(base, map_size);
+    pool_put(base, map_size);
     return NULL;
   }
-  vam_huge_t *h = base;
+  vam_huge_t *h = (vam_huge_t *)base;
   h->magic = VAM_HUGE_MAGIC;
   h->map_base = base;
   h->map_size = map_size;
@@ -218,7 +391,7 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero) {
   h->usable = usable;
   h->heap = NULL;
   h->heap_next = h->heap_prev = NULL;
-  if (from_cache && zero && !cached_zero) memset(user, 0, size);
+  if (zero && !zeroed) memset(user, 0, size);
   VAM_GAUGE(committed_bytes, usable);
   VAM_GAUGE(huge_bytes, usable);
   VAM_COUNT(huge_allocs);
@@ -254,48 +427,52 @@ void vam__huge_free(vam_huge_t *h) {
   VAM_GAUGE(committed_bytes, -(int64_t)usable);
   VAM_GAUGE(huge_bytes, -(int64_t)usable);
   VAM_COUNT(huge_frees);
-  cache_release(false); /* a range munmap refused earlier: try once more */
-  if (!cache_put(base, map_size, false) && vam__va_release(base, map_size) != 0) retain(base, map_size);
+  pool_put(base, map_size);
   vam__purge_tick();
 }
 
-/* Resize without copying where the kernel can: in place first, else move
- * the pages onto a fresh chunk-aligned reservation (mremap with
- * MREMAP_FIXED, so the header stays findable by masking).  NULL means the
- * caller must copy; h is then unchanged. */
+/* Resize in place, without a system call: shrink gives the tail back to
+ * the pool; grow takes the free range right after the object.  NULL means
+ * the caller must copy; h is then unchanged.  (mremap would punch holes in
+ * a pool region, so moving is left to malloc+copy.) */
 void *vam__huge_realloc(vam_huge_t *h, size_t size) {
   size_t page = vam__os_config.page_size;
   size_t usable = vam_align_up(size, page);
   size_t header = (size_t)(h->user - h->map_base);
   if (usable == h->usable) return h->user;
   size_t old_map = h->map_size, new_map = header + usable;
-  int64_t delta = (int64_t)usable - (int64_t)h->usable;
-  void *out = NULL;
-  if (vam__va_remap(h->map_base, old_map, new_map, NULL, &out) == 0) {
-    h->map_size = new_map;
-    h->usable = usable;
+  uint8_t *end = h->map_base + old_map;
+  if (new_map < old_map) {
+    pool_put(end - (old_map - new_map), old_map - new_map);
   } else {
-    if (header != page || usable < h->usable) return NULL; /* aligned ones copy */
-    void *target = NULL;
-    if (vam__va_reserve(new_map, VAM_CHUNK_SIZE, true, &target) != 0) return NULL;
-    if (vam__chunkmap_set((uintptr_t)target, VAM_MAP_HUGE_HEAD) != 0) {
-      if (vam__va_release(target, new_map) != 0) retain(target, new_map);
+    size_t more = new_map - old_map;
+    bool got = false;
+    pthread_mutex_lock(&pool_lock);
+    for (size_t i = 0; i < range_count; i++) {
+      range_t *r = &ranges[i];
+      if (r->base != end) continue;
+      if (r->size >= more && region_of(end) == region_of(h->map_base)) {
+        got = true;
+        if (r->size == more) {
+          range_remove(i);
+        } else {
+          r->base += more;
+          r->size -= more;
+          recount();
+        }
+      }
+      break;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    if (!got) return NULL;
+    if (vam__va_commit(end, more) != 0) {
+      pool_put(end, more);
       return NULL;
     }
-    uint8_t *old_base = h->map_base;
-    if (vam__va_remap(old_base, old_map, new_map, target, &out) != 0) {
-      vam__chunkmap_set((uintptr_t)target, VAM_MAP_NONE);
-      if (vam__va_release(target, new_map) != 0) retain(target, new_map);
-      return NULL;
-    }
-    /* The old range is gone (moved), and the header with it: h is stale. */
-    vam__chunkmap_set((uintptr_t)old_base, VAM_MAP_NONE);
-    h = out;
-    h->map_base = out;
-    h->map_size = new_map;
-    h->user = (uint8_t *)out + header;
-    h->usable = usable;
   }
+  int64_t delta = (int64_t)usable - (int64_t)h->usable;
+  h->map_size = new_map;
+  h->usable = usable;
   VAM_GAUGE(committed_bytes, delta);
   VAM_GAUGE(huge_bytes, delta);
   return h->user;

@@ -266,6 +266,8 @@ typedef struct {
     const char *label;
     long vmsize_kib, rss_kib, maps;
     long long vam_mappings;       /* -1: not vamalloc */
+    long long vam_committed;      /* vamalloc's committed_bytes: live blocks plus
+                                     what it keeps committed; -1: not vamalloc */
     long raw_vmsize_kib, raw_rss_kib; /* before vam_collect */
 } steady_snap_t;
 
@@ -280,6 +282,7 @@ static inline void steady_snapshot(steady_snap_t *s, const char *label)
     s->rss_kib = steady_status_kib("VmRSS:");
     s->maps = steady_maps_lines();
     s->vam_mappings = steady_vam_stat("mappings");
+    s->vam_committed = steady_vam_stat("committed_bytes");
     if (s->vmsize_kib <= 0 || s->rss_kib <= 0 || s->maps <= 0)
         steady_die("cannot read /proc/self/status or /proc/self/maps");
     if (!steady_quiet)
@@ -306,6 +309,17 @@ static inline int steady_compare(const steady_snap_t *a, const steady_snap_t *b,
         fprintf(stderr, "FAIL: %s: VmRSS grew %ld -> %ld KiB (+%.2f%%; limit < 1%% or < 256 KiB) "
                 "between %s and %s\n", test, a->rss_kib, b->rss_kib,
                 (double)(b->rss_kib - a->rss_kib) * 100.0 / (double)a->rss_kib, a->label, b->label);
+        bad++;
+    }
+    /* Pooled address space can hide a leak from VmSize for a while (a
+     * leaked block sits in a region reserved earlier); vamalloc's own
+     * count of committed bytes cannot hide it. */
+    if ((what & STEADY_RSS) && a->vam_committed >= 0 &&
+        b->vam_committed * 100 >= a->vam_committed * 101 &&
+        b->vam_committed - a->vam_committed >= 256 * 1024) {
+        fprintf(stderr, "FAIL: %s: vamalloc's committed bytes grew %lld -> %lld (limit < 1%% or "
+                "< 256 KiB) between %s and %s\n", test, a->vam_committed, b->vam_committed,
+                a->label, b->label);
         bad++;
     }
     if ((what & STEADY_MAPS) && a->vam_mappings >= 0 && b->vam_mappings > a->vam_mappings + 2) {
