@@ -64,7 +64,7 @@ check_static "-Bstatic" "$@" -o "$tmp/prog" -DSTATIC_PROG_OVERRIDE=$expect "$pro
 # shellcheck disable=SC2046
 if "$cc" "$@" -o "$tmp/prog_plain" -DSTATIC_PROG_OVERRIDE=$expect "$prog" $(pkgc --cflags --libs --static) 2>"$tmp/plain.log"; then
   if readelf -d "$tmp/prog_plain" | grep -q 'NEEDED.*libvamalloc'; then
-    echo "note: plain recipe linked libvamalloc.so (the .so overrides malloc), not the archive:"
+    echo "note: plain recipe linked libvamalloc.so (which defines malloc), not the archive:"
     LD_LIBRARY_PATH="$libdir" "$tmp/prog_plain" | sed 's/^/note:   /' || true
   else
     echo "note: plain recipe linked the archive"

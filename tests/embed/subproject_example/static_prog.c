@@ -27,16 +27,16 @@ int main(void)
     memset(libc_block, 1, 16);
     memset(vam_block, 2, 16);
     memset(heap_block, 3, 100);
-    int libc_owned = vam_owns(libc_block) != 0;
+    int malloc_is_vam = vam_owns(libc_block) != 0;
     int vam_owned = vam_owns(vam_block) != 0;
     int in_heap = vam_heap_of(heap_block) == heap;
-    printf("static-prog: malloc is %s, vam_malloc is %s, heap block %s its heap\n",
-           libc_owned ? "vamalloc's (displaced!)" : "libc's",
+    printf("static-prog: malloc is %s (expected %s), vam_malloc is %s, heap block %s its heap\n",
+           malloc_is_vam ? "vamalloc's" : "libc's", STATIC_PROG_OVERRIDE ? "vamalloc's" : "libc's",
            vam_owned ? "vamalloc's" : "NOT vamalloc's", in_heap ? "in" : "NOT in");
     free(libc_block);
     vam_free(vam_block);
     vam_heap_destroy(heap);
-    int ok = libc_owned == STATIC_PROG_OVERRIDE && vam_owned && in_heap;
+    int ok = malloc_is_vam == STATIC_PROG_OVERRIDE && vam_owned && in_heap;
     puts(ok ? "static-prog: ok" : "static-prog: FAIL");
     return ok ? 0 : 1;
 }
