@@ -10,7 +10,7 @@
 // recomputation after every GC, and the output is checksums only.
 //
 // Bun skips exit-time destructors, so vamalloc's VAMALLOC_STATS line would
-// never be printed; when VAMALLOC_SO names the preloaded library, the script
+// never be printed; when CLIENT_VAMALLOC_SO names the preloaded library, the script
 // calls vam_stats_print(2, JSON) itself through bun:ffi at the end (a note
 // goes to stderr when FFI is unavailable).
 'use strict';
@@ -91,10 +91,10 @@ for (const [sr, si, it] of survivors) h = fnv(h, it.tag + it.f(sr));
 console.log('rounds %d, full GCs %d, survivors %d, checksum %s', ROUNDS, gcs, survivors.length,
   h.toString(16));
 
-if (process.env.VAMALLOC_SO) {
+if (process.env.CLIENT_VAMALLOC_SO) {
   try {
     const { dlopen, FFIType } = require('bun:ffi');
-    const lib = dlopen(process.env.VAMALLOC_SO,
+    const lib = dlopen(process.env.CLIENT_VAMALLOC_SO,
       { vam_stats_print: { args: [FFIType.i32, FFIType.i32], returns: FFIType.void } });
     lib.symbols.vam_stats_print(2, 1);
   } catch (e) {

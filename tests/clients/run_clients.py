@@ -152,7 +152,7 @@ def client_env(which, so):
         env['LD_PRELOAD'] = so
         env['VAMALLOC_STATS'] = 'json'
         if which == 'bun':
-            env['VAMALLOC_SO'] = so
+            env['CLIENT_VAMALLOC_SO'] = so
     return env
 
 
@@ -219,6 +219,9 @@ def t_ulimit(args, which):
         % (which, args.limit_mib, describe_rc(rc), secs, 'correct' if out == ref else 'DIFFERENT',
            st.get('health'), st.get('budget_refusals'), st.get('enomem_returns'),
            st.get('reserved_bytes_peak')))
+    for line in err.splitlines():
+        if line.startswith('note:'):
+            log('  ' + line)
     if rc != 0:
         raise Failure('%s runs without the preload at %d MiB but not with vamalloc: %s\n%s'
                       % (which, args.limit_mib, describe_rc(rc), tail(err)))
