@@ -169,6 +169,12 @@ static void chunk_decommit(vam_chunk_t *c) {
   if (vam__va_decommit(from, VAM_CHUNK_SIZE - VAM_UNIT_SIZE, &zeroed)) {
     if (zeroed) bits_clear(c->dirty_map, 1, VAM_UNITS - 1);
     if (vam__va_strict()) c->body_committed = 0;
+    /* The descriptors of an empty chunk are all zero: their pages can go
+     * too (they read back as zero either way), leaving one header page. */
+    size_t page = vam__os_config.page_size;
+    size_t desc = offsetof(vam_chunk_t, used_map) & ~(page - 1);
+    bool ignored;
+    if (desc && vam__os_purge(c, desc, vam__purge_lazy_free(), &ignored) == 0) VAM_COUNT(purge_runs);
   }
 }
 

@@ -47,8 +47,9 @@ typedef struct range {
   size_t size;
   uint64_t freed_ms;
   uint16_t region;
-  bool purged; /* advised since it was freed (whole range) */
-  bool zero;   /* ... and reads as zeroes */
+  bool dirty;   /* touched since the last purge (else clean: purged or
+                   never used); neighbours merge only in the same state */
+  bool zero;    /* clean and reads as zeroes */
 } range_t;
 
 static region_t regions[REGIONS_MAX];
@@ -56,13 +57,16 @@ static size_t region_count;
 static range_t ranges[RANGES_MAX];
 static size_t range_count;     /* written under pool_lock; peeked without */
 static size_t free_bytes;      /* in ranges */
-static size_t dirty_bytes;     /* in ranges not purged */
+static size_t dirty_bytes;     /* in dirty ranges */
 static size_t next_region = REGION_MIN;
 
+/* 1 GiB by default: a churn of 5..25 MiB blocks over a few hundred MiB
+ * live keeps its freed blocks warm instead of purging and re-faulting them
+ * (what the purge delay then gives back after 1 s idle anyway). */
 static size_t pool_max(void) {
   if (vam__options.large_pool_max) return (size_t)vam__options.large_pool_max;
   uint64_t eighth = vam__va_budget() / 8;
-  return eighth < ((uint64_t)256 << 20) ? (size_t)eighth : (size_t)256 << 20;
+  return eighth < ((uint64_t)1 << 30) ? (size_t)eighth : (size_t)1 << 30;
 }
 
 /* The totals, recounted after every change (the table is small). */
@@ -70,7 +74,7 @@ static void recount(void) {
   free_bytes = dirty_bytes = 0;
   for (size_t i = 0; i < range_count; i++) {
     free_bytes += ranges[i].size;
-    if (!ranges[i].purged) dirty_bytes += ranges[i].size;
+    if (ranges[i].dirty) dirty_bytes += ranges[i].size;
   }
 }
 
@@ -80,11 +84,10 @@ static void range_remove(size_t i) {
   recount();
 }
 
-/* Fold src into its neighbour dst: purged (and zero) only if both are. */
+/* Fold src into its neighbour dst. */
 static void absorb(range_t *dst, const range_t *src) {
   if (src->base < dst->base) dst->base = src->base;
   dst->size += src->size;
-  dst->purged = dst->purged && src->purged;
   dst->zero = dst->zero && src->zero;
   if (src->freed_ms > dst->freed_ms) dst->freed_ms = src->freed_ms;
 }
@@ -95,8 +98,10 @@ static bool range_insert(range_t r) {
   size_t i = 0;
   while (i < range_count && ranges[i].base < r.base) i++;
   range_t *prev = i > 0 ? &ranges[i - 1] : NULL, *next = i < range_count ? &ranges[i] : NULL;
-  bool with_prev = prev && prev->region == r.region && prev->base + prev->size == r.base;
-  bool with_next = next && next->region == r.region && r.base + r.size == next->base;
+  bool with_prev = prev && prev->region == r.region && prev->base + prev->size == r.base &&
+                   prev->dirty == r.dirty;
+  bool with_next = next && next->region == r.region && r.base + r.size == next->base &&
+                   next->dirty == r.dirty;
   if (with_prev) {
     absorb(prev, &r);
     if (with_next) {
@@ -116,9 +121,23 @@ static bool range_insert(range_t r) {
   return true;
 }
 
+/* Ranges i.. cover their whole region (adjacent ranges of one region). */
 static bool region_whole_free(size_t i) {
-  const range_t *r = &ranges[i];
-  return r->base == regions[r->region].base && r->size == regions[r->region].size;
+  const region_t *g = &regions[ranges[i].region];
+  if (ranges[i].base != g->base) return false;
+  uint8_t *end = ranges[i].base + ranges[i].size;
+  for (size_t j = i + 1; j < range_count && ranges[j].base == end && ranges[j].region == ranges[i].region; j++)
+    end += ranges[j].size;
+  return end == g->base + g->size;
+}
+
+/* Take every range of a region out of the table (they are consecutive). */
+static void region_ranges_remove(size_t reg) {
+  size_t i = 0;
+  while (i < range_count) {
+    if (ranges[i].region == reg) range_remove(i);
+    else i++;
+  }
 }
 
 static void region_drop(size_t reg) {
@@ -149,19 +168,22 @@ static void regions_release(bool all) {
     range_t r = ranges[pick];
     size_t reg = r.region;
     region_t g = regions[reg];
-    range_remove(pick);
+    region_ranges_remove(reg);
     region_drop(reg);
     pthread_mutex_unlock(&pool_lock);
     if (vam__va_release(g.base, g.size) == 0) continue;
     /* Refused: back in the books, decommitted, retried later. */
-    vam__va_decommit(g.base, g.size, NULL);
+    bool zeroed = false;
+    bool clean = vam__va_decommit(g.base, g.size, &zeroed);
     pthread_mutex_lock(&pool_lock);
     bool first_refusal = !g.must_release;
     g.must_release = true;
     regions[region_count] = g;
     r.region = (uint16_t)region_count++;
-    r.purged = true;
-    r.zero = true;
+    r.base = g.base;
+    r.size = g.size;
+    r.dirty = !clean;
+    r.zero = clean && zeroed;
     range_insert(r);
     pthread_mutex_unlock(&pool_lock);
     if (first_refusal) VAM_COUNT(huge_retained);
@@ -175,31 +197,68 @@ void vam__huge_release_cache(void) { regions_release(true); }
  * (under the lock).  NULL when none fits. */
 static bool tight_budget(void) { return vam__va_budget() / 64 < REGION_MIN; }
 
+/* A window of adjacent free ranges i..j (same region), enough for the
+ * object at `at`: dirty ranges differ in state from clean ones so they are
+ * kept apart, but an object may span both. */
+typedef struct window {
+  size_t first, last, hot, span;
+  uint8_t *at;
+} window_t;
+
+static bool window_at(size_t i, size_t map_size, size_t align, window_t *w) {
+  uint8_t *at = (uint8_t *)vam_align_up((uintptr_t)ranges[i].base, align);
+  uint8_t *end = at + map_size;
+  size_t j = i, hot = 0, span = 0;
+  for (;;) {
+    const range_t *r = &ranges[j];
+    uint8_t *lo = r->base > at ? r->base : at, *hi = r->base + r->size < end ? r->base + r->size : end;
+    if (hi > lo && r->dirty) hot += (size_t)(hi - lo);
+    span += r->size;
+    if (r->base + r->size >= end) break;
+    if (j + 1 == range_count || ranges[j + 1].region != r->region ||
+        ranges[j + 1].base != r->base + r->size)
+      return false;
+    j++;
+  }
+  *w = (window_t){i, j, hot, span, at};
+  return true;
+}
+
 static uint8_t *pool_take(size_t map_size, size_t align, bool *zeroed) {
-  size_t best = RANGES_MAX;
-  uint8_t *at = NULL;
+  window_t best = {RANGES_MAX, 0, 0, 0, NULL}, w;
   /* On a tight budget regions are single objects, released whole: taking
    * a small piece of a big one would pin the rest, so stay within 2x. */
   bool tight = tight_budget();
   for (size_t i = 0; i < range_count; i++) {
-    uint8_t *a = (uint8_t *)vam_align_up((uintptr_t)ranges[i].base, align);
-    if (a + map_size > ranges[i].base + ranges[i].size) continue;
-    if (tight && ranges[i].size > 2 * map_size) continue;
-    if (best == RANGES_MAX || ranges[i].size < ranges[best].size) {
-      best = i;
-      at = a;
-    }
+    if (!window_at(i, map_size, align, &w)) continue;
+    if (tight && w.span > 2 * map_size) continue;
+    /* Warm pages first (reusing touched memory saves the page faults a
+     * clean range costs), then the best fit. */
+    if (best.first == RANGES_MAX || w.hot > best.hot || (w.hot == best.hot && w.span < best.span))
+      best = w;
   }
-  if (best == RANGES_MAX) return NULL;
-  range_t r = ranges[best];
-  /* Two pieces may stay free: before and after the object. */
-  size_t head = (size_t)(at - r.base), tail = r.size - head - map_size;
-  if (head && tail && range_count == RANGES_MAX) return NULL;
-  *zeroed = r.purged && r.zero;
-  range_remove(best);
-  if (head) range_insert((range_t){r.base, head, r.freed_ms, r.region, r.purged, r.zero});
-  if (tail) range_insert((range_t){at + map_size, tail, r.freed_ms, r.region, r.purged, r.zero});
-  return at;
+  if (best.first == RANGES_MAX) return NULL;
+  range_t head = ranges[best.first], tail = ranges[best.last];
+  uint8_t *end = best.at + map_size;
+  bool all_zero = true;
+  for (size_t k = best.first; k <= best.last; k++) all_zero = all_zero && !ranges[k].dirty && ranges[k].zero;
+  bool has_head = best.at > head.base, has_tail = tail.base + tail.size > end;
+  size_t removed = best.last - best.first + 1;
+  if (range_count - removed + has_head + has_tail > RANGES_MAX) return NULL;
+  memmove(&ranges[best.first], &ranges[best.last + 1], (range_count - best.last - 1) * sizeof ranges[0]);
+  __atomic_store_n(&range_count, range_count - removed, __ATOMIC_RELAXED);
+  recount();
+  *zeroed = all_zero;
+  if (has_head) {
+    head.size = (size_t)(best.at - head.base);
+    range_insert(head);
+  }
+  if (has_tail) {
+    tail.size = (size_t)(tail.base + tail.size - end);
+    tail.base = end;
+    range_insert(tail);
+  }
+  return best.at;
 }
 
 /* The next region's size: the doubling growth, within the pool bound and
@@ -238,7 +297,7 @@ static uint8_t *region_new(size_t map_size, size_t align) {
   uint16_t reg = (uint16_t)region_count++;
   if (size > map_size) {
     if (next_region < pool_max()) next_region *= 2;
-    range_insert((range_t){(uint8_t *)base + map_size, size - map_size, vam__os_now_ms(), reg, true, true});
+    range_insert((range_t){(uint8_t *)base + map_size, size - map_size, vam__os_now_ms(), reg, false, true});
   }
   pthread_mutex_unlock(&pool_lock);
   return base;
@@ -261,7 +320,7 @@ uint64_t vam__huge_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t 
   for (size_t rounds = 0; rounds < RANGES_MAX && rounds < max_runs; rounds++) {
     pthread_mutex_lock(&pool_lock);
     size_t i = 0;
-    while (i < range_count && (ranges[i].purged || (!force && now_ms - ranges[i].freed_ms < delay_ms))) i++;
+    while (i < range_count && (!ranges[i].dirty || (!force && now_ms - ranges[i].freed_ms < delay_ms))) i++;
     if (i == range_count) {
       pthread_mutex_unlock(&pool_lock);
       break;
@@ -274,7 +333,7 @@ uint64_t vam__huge_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t 
       VAM_COUNT(purge_runs);
       vam_stat_add(&vam__stats.purged_bytes, e.size);
       bytes += e.size;
-      e.purged = true;
+      e.dirty = false;
       e.zero = zeroed;
     } else {
       VAM_COUNT(decommit_failures);
@@ -298,7 +357,7 @@ static void pool_trim_dirty(void) {
     }
     size_t oldest = RANGES_MAX;
     for (size_t i = 0; i < range_count; i++)
-      if (!ranges[i].purged && (oldest == RANGES_MAX || ranges[i].freed_ms < ranges[oldest].freed_ms))
+      if (ranges[i].dirty && (oldest == RANGES_MAX || ranges[i].freed_ms < ranges[oldest].freed_ms))
         oldest = i;
     if (oldest == RANGES_MAX) {
       pthread_mutex_unlock(&pool_lock);
@@ -312,7 +371,7 @@ static void pool_trim_dirty(void) {
     if (err == 0) {
       VAM_COUNT(purge_runs);
       vam_stat_add(&vam__stats.purged_bytes, e.size);
-      e.purged = true;
+      e.dirty = false;
       e.zero = zeroed;
     } else {
       VAM_COUNT(decommit_failures);
@@ -329,7 +388,7 @@ static void pool_put(uint8_t *base, size_t size) {
   pthread_mutex_lock(&pool_lock);
   size_t reg = region_of(base);
   bool kept = reg != REGIONS_MAX &&
-              range_insert((range_t){base, size, vam__os_now_ms(), (uint16_t)reg, false, false});
+              range_insert((range_t){base, size, vam__os_now_ms(), (uint16_t)reg, true, false});
   pthread_mutex_unlock(&pool_lock);
   if (!kept) {
     /* Only when the range table is full: the memory stays mapped and

@@ -56,7 +56,7 @@ static inline bool vam_is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; 
   X(BACKGROUND, background, bool, 0, 0, 1, "",                                              \
     "a background thread purges on schedule even when the program makes no calls")         \
   X(LARGE_POOL_MAX, large_pool_max, size, 0, 0, (uint64_t)1 << 50, "",                      \
-    "bytes of freed huge mappings kept for reuse (0 = auto: 256 MiB, at most 1/8 budget)")  \
+    "bytes of freed huge blocks kept warm for reuse (0 = auto: 1 GiB, at most 1/8 budget)")  \
   X(VA_BUDGET, va_budget, size, 0, 0, (uint64_t)1 << 60, "",                                \
     "address space vamalloc may hold (0 = from RLIMIT_AS headroom and VA bits)")            \
   X(VA_BITS, va_bits, uint, 0, 0, 57, "",                                                   \
