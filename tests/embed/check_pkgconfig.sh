@@ -64,8 +64,8 @@ check_static "-Bstatic" "$@" -o "$tmp/prog" -DSTATIC_PROG_OVERRIDE=$expect "$pro
 # shellcheck disable=SC2046
 if "$cc" "$@" -o "$tmp/prog_plain" -DSTATIC_PROG_OVERRIDE=$expect "$prog" $(pkgc --cflags --libs --static) 2>"$tmp/plain.log"; then
   if readelf -d "$tmp/prog_plain" | grep -q 'NEEDED.*libvamalloc'; then
-    echo "note: plain recipe linked libvamalloc.so (which defines malloc), not the archive:"
-    LD_LIBRARY_PATH="$libdir" "$tmp/prog_plain" | sed 's/^/note:   /' || true
+    echo "FAIL: plain recipe linked libvamalloc.so (which defines malloc), not the archive"
+    fail=1
   else
     echo "note: plain recipe linked the archive"
     if "$tmp/prog_plain" >"$tmp/out" 2>&1; then ran=ok; else ran=failed; fi
@@ -73,7 +73,7 @@ if "$cc" "$@" -o "$tmp/prog_plain" -DSTATIC_PROG_OVERRIDE=$expect "$prog" $(pkgc
     [ "$ran" = ok ] || { echo "FAIL: plain recipe: program failed"; fail=1; }
   fi
 else
-  echo "note: plain recipe does not link:"; cat "$tmp/plain.log"
+  echo "FAIL: plain recipe does not link:"; cat "$tmp/plain.log"; fail=1
 fi
 [ "$fail" = 0 ] && echo "pkg-config static linking: ok"
 exit "$fail"
