@@ -84,7 +84,7 @@ typedef struct vam_heap vam_heap_t;
 typedef struct vam_heap_options {
   size_t struct_size;  /* sizeof(vam_heap_options); fields past it read as 0 */
   size_t byte_limit;   /* 0 = no limit */
-  const char *name;    /* shown in statistics (copied, at most 31 chars) */
+  const char *name;    /* copied (at most 31 chars); vam_heap_stats returns it */
 } vam_heap_options;
 
 typedef struct vam_heap_stats_t {
@@ -98,6 +98,7 @@ typedef struct vam_heap_stats_t {
   uint64_t limit_refusals;/* allocations refused by byte_limit */
   uint64_t pages;         /* slab spans held */
   uint64_t large_blocks;  /* live blocks above the small maximum */
+  char name[32];          /* the name given to vam_heap_new, or "" */
 } vam_heap_stats_t;
 
 /* NULL with errno = ENOMEM when no memory for the heap, EINVAL for a bad

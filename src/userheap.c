@@ -244,6 +244,7 @@ VAM_API int vam_heap_stats(vam_heap_t *h, vam_heap_stats_t *out, size_t struct_s
   s.free_calls = vam_load_relaxed(&h->user_frees);
   s.limit_refusals = h->limit_refusals;
   s.pages = h->page_count;
+  memcpy(s.name, h->name, sizeof s.name);
   for (vam_page_t *pg = h->large.head; pg; pg = pg->next) s.large_blocks++;
   for (vam_huge_t *hg = h->huge; hg; hg = hg->heap_next) s.large_blocks++;
   pthread_mutex_unlock(&h->lock);

@@ -117,6 +117,8 @@ static void test_byte_limit(void **state) {
     blocks[n++] = p;
   }
   vam_heap_stats_t s = stats_of(lim);
+  assert_string_equal(s.name, "limited");
+  assert_string_equal(stats_of(other).name, "");
   assert_true(s.live_bytes <= (1 << 20));
   assert_true(s.live_bytes > (1 << 20) - 1024);
   assert_int_equal(s.limit_refusals, 1);
