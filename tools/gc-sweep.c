@@ -757,18 +757,27 @@ static const char *pages_name(int k) {
 
 /* A thread still not done STUCK_GRACE_S after hard_stop is stuck where the
  * tool cannot reach it (inside the allocator: a malloc or free that never
- * returns).  Report that much and leave without cleaning up. */
+ * returns, maybe holding a lock).  Report that much without allocating
+ * (stdio's buffer may not exist yet, and malloc may block on that lock) and
+ * leave without cleaning up. */
 #define STUCK_GRACE_S 5.0
+static double rusage_cpu(void);
 static void stuck(unsigned id, double secs) {
+  char buf[512];
+  double cpu = rusage_cpu();
+  int n;
   if (O.json)
-    printf("{\"tool\":\"gc-sweep\",\"result\":\"STUCK\",\"frozen\":true,\"stuck_thread\":%u,"
-           "\"wall_s\":%.3f,\"mismatches\":%llu,\"first_error\":\"%s\"}\n",
-           id, secs, LD(mismatches), first_error);
+    n = snprintf(buf, sizeof buf,
+                 "{\"tool\":\"gc-sweep\",\"result\":\"STUCK\",\"frozen\":true,"
+                 "\"stuck_thread\":%u,\"wall_s\":%.3f,\"cpu_s\":%.3f,\"cpu_per_wall\":%.3f,"
+                 "\"mismatches\":%llu}\n",
+                 id, secs, cpu, cpu / secs, LD(mismatches));
   else
-    printf("gc-sweep: STUCK: thread %u still running %.1f s after the start (--timeout %.1f s): "
-           "blocked inside the allocator or the kernel\n",
-           id, secs, O.timeout);
-  fflush(stdout);
+    n = snprintf(buf, sizeof buf,
+                 "gc-sweep: STUCK: thread %u still running %.1f s after the start (--timeout "
+                 "%.1f s): blocked inside the allocator or the kernel; CPU %.2f per wall second\n",
+                 id, secs, O.timeout, cpu / secs);
+  if (n > 0 && write(1, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1) < 0) n = -1;
   _exit(EXIT_FROZEN);
 }
 
