@@ -48,7 +48,7 @@ static void run(const bench_opts_t *o, const char *name)
     int t = bench_threads(o, 1);
     unsigned slots = o->smoke ? 500 : 2000;
     uint64_t rounds = o->smoke ? 4 : 20;
-    uint64_t per = bench_iters(o, 120000, 5000);   /* replacements per thread per round */
+    uint64_t per = bench_iters(o, 250000, 5000);   /* replacements per thread per round */
     larson_arg_t *a = calloc((size_t)t, sizeof *a);
     double t0, t1;
     char extra[64];
@@ -72,8 +72,7 @@ static void run(const bench_opts_t *o, const char *name)
     }
     t0 = bench_now();
     for (uint64_t r = 0; r < rounds; r++) {
-        a[0].ops = per;
-        for (int i = 1; i < t; i++) a[i].ops = per;
+        for (int i = 0; i < t; i++) a[i].ops = per;
         /* new threads each round; rotate the arrays so a slot array also
          * moves to a thread of another index */
         wl_run_threads(name, t, worker, a, sizeof *a);
