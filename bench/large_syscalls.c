@@ -20,7 +20,8 @@
  *       vam_collect(false) is called after the sleep when the preloaded
  *       allocator has it (looked up with dlsym; absent under the peers).
  *   large_syscalls rss MIB SLEEP_MS
- *       VmRSS before; malloc MIB MiB in blocks of 512 KiB..16 MiB, touch
+ *       Warm-up: the same cycle with MIB/16 MiB, sleep SLEEP_MS, slow path.
+ *       VmRSS (and RssAnon) before; malloc MIB MiB in blocks of 512 KiB..16 MiB, touch
  *       every page (peak); free them all in shuffled order; sleep SLEEP_MS;
  *       malloc+free 1 MiB (slow path); VmRSS again.  Prints one line:
  *       `RSS before_kib=.. peak_kib=.. freed_kib=.. after_kib=..`.
@@ -116,8 +117,8 @@ static unsigned char *alloc_touch(size_t n, uint64_t seq)
     return p;
 }
 
-/* VmRSS from /proc/self/status, in KiB (read with plain syscalls). */
-static long vmrss_kib(void)
+/* A field of /proc/self/status, in KiB (read with plain syscalls). */
+static long status_kib(const char *key)
 {
     char buf[4096];
     int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
@@ -130,9 +131,12 @@ static long vmrss_kib(void)
     if (n <= 0)
         return -1;
     buf[n] = '\0';
-    s = strstr(buf, "VmRSS:");
-    return s ? strtol(s + 6, NULL, 10) : -1;
+    s = strstr(buf, key);
+    return s ? strtol(s + strlen(key), NULL, 10) : -1;
 }
+
+static long vmrss_kib(void) { return status_kib("VmRSS:"); }
+static long rssanon_kib(void) { return status_kib("RssAnon:"); }
 
 static void sleep_ms(long ms)
 {
@@ -273,9 +277,17 @@ static int do_purge(long rounds, long mib, long gap_ms, bool collect)
 static int do_rss(long mib, long sleep)
 {
     batch_t b = { 0 };
-    long before, peak, freed, after;
-    slow_path_poke();           /* the allocator is initialised before "before" */
+    long before, peak, freed, after, anon_before, anon_after;
+    /* Warm-up: one smaller cycle of the same kind, so "before" is a
+     * process that has run the allocator's paths once (its code pages are
+     * in) and has let it purge, like a long-running one; the same for every
+     * allocator. */
+    batch_fill(&b, (size_t)(mib / 16 + 1) * MIB);
+    batch_free(&b);
+    sleep_ms(sleep);
+    slow_path_poke();
     before = vmrss_kib();
+    anon_before = rssanon_kib();
     batch_fill(&b, (size_t)mib * MIB);
     peak = vmrss_kib();
     batch_free(&b);
@@ -283,10 +295,12 @@ static int do_rss(long mib, long sleep)
     sleep_ms(sleep);
     slow_path_poke();
     after = vmrss_kib();
+    anon_after = rssanon_kib();
     free(b.p);
     free(b.n);
-    printf("RSS before_kib=%ld peak_kib=%ld freed_kib=%ld after_kib=%ld sleep_ms=%ld\n", before,
-           peak, freed, after, sleep);
+    printf("RSS before_kib=%ld peak_kib=%ld freed_kib=%ld after_kib=%ld sleep_ms=%ld "
+           "anon_before_kib=%ld anon_after_kib=%ld\n", before, peak, freed, after, sleep,
+           anon_before, anon_after);
     return 0;
 }
 

@@ -33,11 +33,21 @@ static inline bool bits_any(const uint64_t *m, size_t from, size_t n) {
   return false;
 }
 
-static void list_push(vam_chunk_t **list, vam_chunk_t *c) {
-  c->prev = NULL;
-  c->next = *list;
-  if (*list) (*list)->prev = c;
-  *list = c;
+/* Both lists are kept oldest reservation first (then by address), and
+ * spans come from the first chunk that fits: long-lived blocks settle in
+ * the oldest chunks, so newer arenas can empty and be unmapped whole
+ * (arenas_release_idle). */
+static void list_insert_sorted(vam_chunk_t **list, vam_chunk_t *c) {
+  vam_chunk_t *prev = NULL, *cur = *list;
+  while (cur && (cur->age < c->age || (cur->age == c->age && cur < c))) {
+    prev = cur;
+    cur = cur->next;
+  }
+  c->prev = prev;
+  c->next = cur;
+  if (cur) cur->prev = c;
+  if (prev) prev->next = c;
+  else *list = c;
 }
 static void list_remove(vam_chunk_t **list, vam_chunk_t *c) {
   if (c->prev) c->prev->next = c->next;
@@ -63,6 +73,22 @@ static size_t find_run(vam_chunk_t *c, size_t n, size_t align) {
 static uint8_t *arena_next, *arena_end;
 static bool arena_is_single;
 
+/* Arenas (reservations of several chunks), so one whose chunks are all
+ * empty and purged can be unmapped whole: that gives back its address
+ * space and the header pages its chunks keep, without splitting anything.
+ * An arena that lost a chunk to chunk_unmap (memory pressure) has a hole
+ * someone else may map into, so it is never released whole. */
+#define ARENAS_MAX 64
+typedef struct arena {
+  uint8_t *base; /* NULL: free slot */
+  size_t size;
+  uint32_t carved; /* chunks handed out from it */
+  bool holed;
+} arena_t;
+static arena_t arenas[ARENAS_MAX];
+static uint8_t arena_current; /* slot of [arena_next, arena_end), 1-based */
+static uint32_t arena_age;     /* reservations made so far */
+
 static vam_chunk_t *chunk_new(void) {
   if (arena_next == arena_end) {
     void *p = NULL;
@@ -76,6 +102,14 @@ static vam_chunk_t *chunk_new(void) {
     arena_next = p;
     arena_end = (uint8_t *)p + size;
     arena_is_single = (size == VAM_CHUNK_SIZE);
+    arena_current = 0;
+    arena_age++;
+    for (size_t i = 0; i < ARENAS_MAX && !arena_is_single; i++) {
+      if (arenas[i].base) continue;
+      arenas[i] = (arena_t){p, size, 0, false};
+      arena_current = (uint8_t)(i + 1);
+      break;
+    }
   }
   uint8_t *p = arena_next;
   /* strict mode: commit the whole chunk in one step (charged now) */
@@ -90,6 +124,9 @@ static vam_chunk_t *chunk_new(void) {
   c->magic = VAM_CHUNK_MAGIC;
   c->free_units = VAM_UNITS - 1;
   c->part_of_arena = !arena_is_single;
+  c->arena_slot = arena_current;
+  c->age = arena_age;
+  if (arena_current) arenas[arena_current - 1].carved++;
   c->body_committed = 1;
   bits_set(c->used_map, 0, 1);
   bits_set(c->dirty_map, 0, 1);
@@ -101,6 +138,7 @@ static vam_chunk_t *chunk_new(void) {
 static bool chunk_unmap(vam_chunk_t *c) {
   void *base = c;
   bool part = c->part_of_arena;
+  uint8_t slot = c->arena_slot; /* c is gone once unmapped */
   vam__chunkmap_set((uintptr_t)base, VAM_MAP_NONE);
   if (vam__va_release(base, VAM_CHUNK_SIZE) != 0) {
     /* munmap refused (e.g. ENOMEM at vm.max_map_count): keep it as ours. */
@@ -111,6 +149,7 @@ static bool chunk_unmap(vam_chunk_t *c) {
   /* A chunk cut out of a larger reservation splits it: the reservation
    * counted once is now (at most) two mappings. */
   if (part) vam__va_note_split(2);
+  if (slot) arenas[slot - 1].holed = true;
   VAM_COUNT(chunks_released);
   return true;
 }
@@ -130,7 +169,7 @@ void vam__chunk_release_cached(void) {
   }
   while (keep) {
     vam_chunk_t *next = keep->next;
-    list_push(&empty_chunks, keep);
+    list_insert_sorted(&empty_chunks, keep);
     empty_count++;
     keep = next;
   }
@@ -197,18 +236,20 @@ static vam_page_t *span_alloc_locked(size_t units, size_t align_units, bool *zer
     c = chunk_new();
     if (c == NULL) return NULL;
   }
-  list_push(&chunks, c);
+  list_insert_sorted(&chunks, c);
   size_t start = find_run(c, units, align_units);
   return start ? carve(c, start, units, zeroed) : NULL;
 }
 
 vam_page_t *vam__span_alloc(size_t units, size_t align_units, bool *zeroed) {
-  vam__purge_tick();
   if (align_units == 0) align_units = 1;
   if (units == 0 || units >= VAM_UNITS || align_units >= VAM_UNITS) return NULL;
   pthread_mutex_lock(&vam__chunk_lock);
   vam_page_t *pg = span_alloc_locked(units, align_units, zeroed);
   pthread_mutex_unlock(&vam__chunk_lock);
+  /* Purge after serving: what this allocation reuses is never given back
+   * a moment before it is needed. */
+  vam__purge_tick();
   if (pg) return pg;
   /* Out of memory: give back what is held unused, then try once more. */
   vam__heap_pool_collect();
@@ -233,10 +274,10 @@ static void units_freed_locked(vam_chunk_t *c, size_t start, size_t n) {
      * once it has been idle for the purge delay (one madvise for the whole
      * body).  Chunks inside a larger reservation are kept too (unmapping
      * one would split it); they are unmapped only when memory is short. */
-    list_push(&empty_chunks, c);
+    list_insert_sorted(&empty_chunks, c);
     empty_count++;
   } else if (!chunk_unmap(c)) {
-    list_push(&empty_chunks, c);
+    list_insert_sorted(&empty_chunks, c);
     empty_count++;
   }
 }
@@ -255,6 +296,47 @@ void vam__span_free(vam_page_t *pg) {
 }
 
 #define PURGE_BATCH 64
+
+/* Unmap arenas whose every carved chunk is empty and idle for the delay
+ * (purged or not: unmapping gives everything back). */
+static void arenas_release_idle(uint64_t now_ms, uint64_t delay_ms, bool force) {
+  pthread_mutex_lock(&vam__chunk_lock);
+  for (size_t a = 0; a < ARENAS_MAX; a++) {
+    arena_t *ar = &arenas[a];
+    if (!ar->base || ar->holed || ar->carved == 0) continue;
+    uint32_t idle = 0;
+    for (vam_chunk_t *e = empty_chunks; e; e = e->next)
+      if (e->arena_slot == a + 1 && (force || now_ms - e->free_since_ms >= delay_ms))
+        idle++;
+    if (idle != ar->carved) continue;
+    for (vam_chunk_t *e = empty_chunks, *next; e; e = next) {
+      next = e->next;
+      if (e->arena_slot != a + 1) continue;
+      list_remove(&empty_chunks, e);
+      empty_count--;
+      vam__chunkmap_set((uintptr_t)e, VAM_MAP_NONE);
+    }
+    uint32_t carved = ar->carved;
+    if (vam__va_release(ar->base, ar->size) != 0) {
+      /* Refused: the chunks stay ours, empty. */
+      for (uint8_t *c = ar->base; c < ar->base + (size_t)carved * VAM_CHUNK_SIZE; c += VAM_CHUNK_SIZE) {
+        vam__chunkmap_set((uintptr_t)c, VAM_MAP_CHUNK);
+        list_insert_sorted(&empty_chunks, (vam_chunk_t *)c);
+        empty_count++;
+      }
+      VAM_COUNT(chunk_release_failures);
+      continue;
+    }
+    if (vam__va_strict()) vam__va_note_split(-(int)carved); /* its read/write islands */
+    vam_stat_add(&vam__stats.chunks_released, carved);
+    if (arena_current == a + 1) {
+      arena_next = arena_end = NULL;
+      arena_current = 0;
+    }
+    ar->base = NULL;
+  }
+  pthread_mutex_unlock(&vam__chunk_lock);
+}
 
 /* Free units idle for delay_ms go back to the OS.  The runs are taken out
  * of circulation (marked used) under the lock, purged without it, and
@@ -305,10 +387,11 @@ uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t
     }
     if (bits_any(e->dirty_map, 1, VAM_UNITS - 1)) e->free_since_ms = now_ms; /* failed: later */
     pthread_mutex_lock(&vam__chunk_lock);
-    list_push(&empty_chunks, e);
+    list_insert_sorted(&empty_chunks, e);
     empty_count++;
     pthread_mutex_unlock(&vam__chunk_lock);
   }
+  arenas_release_idle(now_ms, delay_ms, force);
   if (k == 0) return 0;
   bool ok[PURGE_BATCH], zeroed[PURGE_BATCH];
   uint64_t bytes = 0;

@@ -29,8 +29,8 @@
  * is retried on every huge free.  Nothing is forgotten (why.md item 4). */
 #include "internal.h"
 
-#define REGIONS_MAX 64
-#define RANGES_MAX 256
+#define REGIONS_MAX 1024
+#define RANGES_MAX 8192 /* free ranges: at most 2 per live object + 1 per region */
 #define REGION_MIN ((size_t)32 << 20)
 pthread_mutex_t vam__huge_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 #define pool_lock vam__huge_cache_lock
@@ -410,10 +410,10 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero) {
   size_t map_size = header + usable;
   size_t map_align = VAM_CHUNK_SIZE > align ? VAM_CHUNK_SIZE : align;
   bool zeroed = false;
-  vam__purge_tick();
   pthread_mutex_lock(&pool_lock);
   uint8_t *base = range_count ? pool_take(map_size, map_align, &zeroed) : NULL;
   pthread_mutex_unlock(&pool_lock);
+  vam__purge_tick(); /* after taking: what is reused is not purged first */
   if (base && vam__va_commit(base, map_size) != 0) {
     pool_put(base, map_size); /* strict mode could not charge it again */
     base = NULL;

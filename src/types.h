@@ -96,6 +96,8 @@ typedef struct vam_chunk {
   uint8_t part_of_arena; /* carved from a larger reservation: unmapping it
                             alone would split that mapping */
   uint8_t body_committed; /* strict mode: units 1.. are read/write */
+  uint8_t arena_slot;     /* 1 + index in chunk.c's arena table; 0 = none */
+  uint32_t age;           /* reservation number: older chunks are used first */
   uint64_t free_since_ms; /* last free of a unit; 0 = nothing left to purge */
   struct vam_chunk *next, *prev;   /* chunk list (under the chunk lock) */
 } vam_chunk_t;
