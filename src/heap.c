@@ -82,13 +82,57 @@ static void page_release(vam_heap_t *heap, vam_page_t *pg) {
   vam__span_free(pg);
 }
 
+/* Empty slabs of at most SPARE_UNITS units a heap keeps (any size class):
+ * a program that frees a batch and allocates the next one (sh6bench, a
+ * request loop) takes them back without the chunk lock.  At most
+ * SPARE_MAX * SPARE_UNITS * 32 KiB (1 MiB) per heap; handed back at thread
+ * exit and when memory runs short. */
+#define SPARE_MAX 16
+#define SPARE_UNITS 2
+
 /* A page whose blocks all came back.  Keep it while it heads its bin (the
- * next malloc of that size would only fetch another), otherwise give the
- * span back to its chunk. */
+ * next malloc of that size would only fetch another), else as a spare if
+ * it is small and there is room, otherwise give the span back. */
 void vam__heap_page_empty(vam_heap_t *heap, vam_page_t *pg) {
   if (pg->in_full) page_from_full(heap, pg);
   if (heap->direct[pg->bin] == pg) return;
+  if (pg->units <= SPARE_UNITS && heap->spare_count < SPARE_MAX) {
+    size_t bin = pg->bin;
+    queue_remove(&heap->queues[bin], pg);
+    set_direct(heap, bin);
+    pg->local_owner = NULL; /* no block is out: nothing can be freed here, */
+    pg->kind = VAM_PAGE_NONE; /* and a stray free is reported, not pushed */
+    pg->next = heap->spare;
+    heap->spare = pg;
+    heap->spare_count++;
+    return;
+  }
   page_release(heap, pg);
+}
+
+/* A spare slab of `units` units, unlinked; NULL when none fits. */
+static vam_page_t *spare_take(vam_heap_t *heap, size_t units) {
+  for (vam_page_t **pp = &heap->spare; *pp; pp = &(*pp)->next) {
+    vam_page_t *pg = *pp;
+    if (pg->units != units) continue;
+    *pp = pg->next;
+    pg->next = NULL;
+    heap->spare_count--;
+    return pg;
+  }
+  return NULL;
+}
+
+static void spare_release_all(vam_heap_t *heap) {
+  while (heap->spare) {
+    vam_page_t *pg = heap->spare;
+    heap->spare = pg->next;
+    pg->next = NULL;
+    heap->spare_count--;
+    heap->page_count--;
+    VAM_COUNT(pages_released);
+    vam__span_free(pg);
+  }
 }
 
 /* Take in the frees other threads made into this heap's pages. */
@@ -129,14 +173,17 @@ void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
     page_to_full(heap, pg);
     pg = next;
   }
-  pg = vam__span_alloc(vam__bin_units[bin], 1, NULL);
+  pg = spare_take(heap, vam__bin_units[bin]);
   if (pg == NULL) {
-    set_direct(heap, bin);
-    return NULL;
+    pg = vam__span_alloc(vam__bin_units[bin], 1, NULL);
+    if (pg == NULL) {
+      set_direct(heap, bin);
+      return NULL;
+    }
+    VAM_COUNT(pages_acquired);
+    heap->page_count++;
   }
-  VAM_COUNT(pages_acquired);
   vam__page_init_small(pg, bin, heap);
-  heap->page_count++;
   queue_push_front(q, pg);
   heap->direct[bin] = pg;
   vam__page_extend(pg);
@@ -175,6 +222,7 @@ static void heap_reset_empty(vam_heap_t *heap);
  * these pages any more. */
 void vam__heap_release_all(vam_heap_t *heap) {
   drain_remote(heap);
+  spare_release_all(heap);
   for (size_t bin = 1; bin < VAM_BINS; bin++) {
     while (heap->queues[bin].head) page_release(heap, heap->queues[bin].head);
   }
@@ -198,6 +246,7 @@ static void heap_reset_empty(vam_heap_t *heap) {
  * collector).  Pages still holding blocks stay with the heap. */
 static void heap_trim(vam_heap_t *heap) {
   drain_remote(heap);
+  spare_release_all(heap);
   for (size_t bin = 1; bin < VAM_BINS; bin++) {
     vam_page_t *pg = heap->queues[bin].head;
     while (pg) {

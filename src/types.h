@@ -136,6 +136,8 @@ typedef struct vam_heap {
   struct vam_heap *pool_next;     /* heap pool (threads that exited) */
   struct vam_heap *all_next;      /* every heap ever made, for stats */
   uint32_t page_count;
+  vam_page_t *spare;              /* empty slabs kept for reuse (page next) */
+  uint32_t spare_count;
   bool is_shared;                 /* the locked heap for threads in teardown */
   bool is_user;                   /* a first-class heap (userheap.c) */
   /* First-class heaps only.  Allocation happens under `lock`; frees come
