@@ -252,7 +252,8 @@ VAM_API int vam_pages_release(void *addr, size_t size);
   C(pages_releases, "page-API releases done (whole or part)")                        \
   C(pages_release_failures, "page-API releases munmap refused (range kept)")         \
   C(pages_dontdump_failures, "page-API MADV_DONTDUMP marks refused (ignored)")       \
-  C(pages_einval, "page-API calls rejected with EINVAL (bad or unknown range)")
+  C(pages_einval, "page-API calls rejected with EINVAL (bad or unknown range)")    \
+  C(huge_realloc_copies, "huge reallocs copied into a region of their own (once)")
 
 /* Versioned by size: struct_size first, then the fields of the list above
  * in order; a binary built against an older, shorter struct passes its

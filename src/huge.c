@@ -274,9 +274,9 @@ static size_t region_size(size_t need) {
 
 /* Reserve a region for an object of map_size (under no lock); the object
  * takes its start and the rest goes into the pool. */
-static uint8_t *region_new(size_t map_size, size_t align) {
+static uint8_t *region_new(size_t map_size, size_t align, bool exact) {
   pthread_mutex_lock(&pool_lock);
-  bool room = region_count < REGIONS_MAX && range_count < RANGES_MAX;
+  bool room = !exact && region_count < REGIONS_MAX && range_count < RANGES_MAX;
   size_t size = room && !tight_budget() ? region_size(vam_align_up(map_size, VAM_CHUNK_SIZE)) : map_size;
   pthread_mutex_unlock(&pool_lock);
   void *base = NULL;
@@ -423,13 +423,13 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero) {
   } else {
     VAM_COUNT(huge_cache_misses);
     zeroed = true; /* fresh pages */
-    base = region_new(map_size, map_align);
+    base = region_new(map_size, map_align, false);
     if (base == NULL) {
       /* Short of memory or budget: the pool shrinks first. */
       vam__heap_pool_collect();
       vam__chunk_release_cached();
       regions_release(true);
-      base = region_new(map_size, map_align);
+      base = region_new(map_size, map_align, false);
       if (base == NULL) return NULL;
       VAM_COUNT(fallback_allocs);
     }
@@ -490,27 +490,67 @@ void vam__huge_free(vam_huge_t *h) {
   vam__purge_tick();
 }
 
-/* Resize in place, without a system call: shrink gives the tail back to
- * the pool; grow takes the free range right after the object.  NULL means
- * the caller must copy; h is then unchanged.  (mremap would punch holes in
- * a pool region, so moving is left to malloc+copy.) */
+/* Resize without copying where possible.  Shrink gives the tail to the
+ * pool; grow takes the free range right after the object; an object alone
+ * in its region is resized with mremap, in place or by moving its pages to
+ * a fresh reservation (MREMAP_FIXED, so the header stays chunk-aligned).
+ * Otherwise the object is copied once into a region of its own, so the
+ * next growth can use mremap.  NULL: out of memory, h unchanged. */
+static bool alone_in_region(const vam_huge_t *h, size_t *reg) {
+  *reg = region_of(h->map_base);
+  return *reg != REGIONS_MAX && regions[*reg].base == h->map_base && regions[*reg].size == h->map_size;
+}
+
+static void *huge_remap(vam_huge_t *h, size_t new_map, size_t usable) {
+  uint8_t *old_base = h->map_base;
+  size_t old_map = h->map_size, header = (size_t)(h->user - h->map_base);
+  void *out = NULL;
+  if (vam__va_remap(old_base, old_map, new_map, NULL, &out) != 0) {
+    if (header != vam__os_config.page_size) return NULL; /* over-aligned ones copy */
+    void *target = NULL;
+    if (vam__va_reserve(new_map, VAM_CHUNK_SIZE, true, &target) != 0) return NULL;
+    if (vam__chunkmap_set((uintptr_t)target, VAM_MAP_HUGE_HEAD) != 0 ||
+        vam__va_remap(old_base, old_map, new_map, target, &out) != 0) {
+      vam__chunkmap_set((uintptr_t)target, VAM_MAP_NONE);
+      vam__va_release(target, new_map);
+      return NULL;
+    }
+    /* The old range is gone (moved), and the header with it. */
+    vam__chunkmap_set((uintptr_t)old_base, VAM_MAP_NONE);
+    h = out;
+  }
+  pthread_mutex_lock(&pool_lock);
+  size_t reg = region_of(old_base);
+  if (reg != REGIONS_MAX) regions[reg] = (region_t){(uint8_t *)out, new_map, regions[reg].must_release};
+  pthread_mutex_unlock(&pool_lock);
+  h->map_base = out;
+  h->map_size = new_map;
+  h->user = (uint8_t *)out + header;
+  h->usable = usable;
+  return h->user;
+}
+
 void *vam__huge_realloc(vam_huge_t *h, size_t size) {
   size_t page = vam__os_config.page_size;
   size_t usable = vam_align_up(size, page);
   size_t header = (size_t)(h->user - h->map_base);
   if (usable == h->usable) return h->user;
-  size_t old_map = h->map_size, new_map = header + usable;
+  size_t old_map = h->map_size, new_map = header + usable, old_usable = h->usable;
   uint8_t *end = h->map_base + old_map;
+  void *result = h->user;
   if (new_map < old_map) {
     pool_put(end - (old_map - new_map), old_map - new_map);
+    h->map_size = new_map;
+    h->usable = usable;
   } else {
-    size_t more = new_map - old_map;
-    bool got = false;
+    size_t more = new_map - old_map, reg;
+    bool got = false, alone;
     pthread_mutex_lock(&pool_lock);
-    for (size_t i = 0; i < range_count; i++) {
+    alone = alone_in_region(h, &reg);
+    for (size_t i = 0; i < range_count && !alone; i++) {
       range_t *r = &ranges[i];
       if (r->base != end) continue;
-      if (r->size >= more && region_of(end) == region_of(h->map_base)) {
+      if (r->size >= more && r->region == reg) {
         got = true;
         if (r->size == more) {
           range_remove(i);
@@ -523,16 +563,48 @@ void *vam__huge_realloc(vam_huge_t *h, size_t size) {
       break;
     }
     pthread_mutex_unlock(&pool_lock);
-    if (!got) return NULL;
-    if (vam__va_commit(end, more) != 0) {
-      pool_put(end, more);
-      return NULL;
+    if (got) {
+      if (vam__va_commit(end, more) != 0) {
+        pool_put(end, more);
+        return NULL;
+      }
+      h->map_size = new_map;
+      h->usable = usable;
+    } else if (alone) {
+      result = huge_remap(h, new_map, usable);
+      if (result == NULL) return NULL;
+    } else {
+      /* Copy once into a region of its own (over-aligned ones: the
+       * caller's malloc+copy). */
+      if (header != page) return NULL;
+      uint8_t *base = region_new(new_map, VAM_CHUNK_SIZE, true);
+      if (base == NULL) return NULL;
+      if (vam__chunkmap_set((uintptr_t)base, VAM_MAP_HUGE_HEAD) != 0) {
+        pool_put(base, new_map);
+        return NULL;
+      }
+      vam_huge_t *n = (vam_huge_t *)base;
+      *n = *h;
+      n->map_base = base;
+      n->map_size = new_map;
+      n->user = base + page;
+      n->usable = usable;
+      memcpy(n->user, h->user, old_usable);
+      n->heap_next = n->heap_prev = NULL; /* userheap.c never reaches here */
+      VAM_GAUGE(committed_bytes, -(int64_t)old_usable);
+      VAM_GAUGE(huge_bytes, -(int64_t)old_usable);
+      vam__chunkmap_set((uintptr_t)h->map_base, VAM_MAP_NONE);
+      h->magic = 0;
+      pool_put(h->map_base, old_map);
+      result = n->user;
+      VAM_GAUGE(committed_bytes, usable);
+      VAM_GAUGE(huge_bytes, usable);
+      VAM_COUNT(huge_realloc_copies);
+      return result;
     }
   }
-  int64_t delta = (int64_t)usable - (int64_t)h->usable;
-  h->map_size = new_map;
-  h->usable = usable;
+  int64_t delta = (int64_t)usable - (int64_t)old_usable;
   VAM_GAUGE(committed_bytes, delta);
   VAM_GAUGE(huge_bytes, delta);
-  return h->user;
+  return result;
 }

@@ -86,6 +86,30 @@ static void test_huge_cache_reuse(void **state) {
   assert_true(vam__va_mappings() < maps);
 }
 
+/* Huge realloc: grows without copying.  A block sharing a region grows
+ * into the free range after it or is copied once into a region of its
+ * own; from then on mremap resizes it (in place or by moving pages). */
+static void test_huge_realloc_growth(void **state) {
+  (void)state;
+  size_t n = 3 << 20;
+  unsigned char *p = vam_malloc(n);
+  memset(p, 7, n);
+  uint64_t copies0 = stat(&vam__stats.huge_realloc_copies);
+  for (int i = 0; i < 6; i++) {
+    size_t m = n * 2;
+    p = vam_realloc(p, m);
+    assert_non_null(p);
+    for (size_t k = 0; k < n; k += 4096) assert_int_equal(p[k], 7);
+    memset(p + n, 7, m - n);
+    n = m;
+  }
+  assert_true(stat(&vam__stats.huge_realloc_copies) - copies0 <= 1); /* at most one copy */
+  p = vam_realloc(p, 5 << 20); /* shrink: the tail goes back to the pool */
+  for (size_t k = 0; k < (5u << 20); k += 4096) assert_int_equal(p[k], 7);
+  assert_int_equal(vam_usable_size(p), 5 << 20);
+  vam_free(p);
+}
+
 static void test_madv_free_mode(void **state) {
   (void)state;
   vam__options.purge = VAM_PURGE_FREE;
@@ -109,6 +133,7 @@ int main(void) {
       cmocka_unit_test(test_idle_spans_purged_in_one_run),
       cmocka_unit_test(test_purge_after_delay),
       cmocka_unit_test(test_huge_cache_reuse),
+      cmocka_unit_test(test_huge_realloc_growth),
       cmocka_unit_test(test_madv_free_mode),
   };
   return cmocka_run_group_tests_name("purge", tests, NULL, NULL);
