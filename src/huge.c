@@ -530,6 +530,29 @@ static void *huge_remap(vam_huge_t *h, size_t new_map, size_t usable) {
   return h->user;
 }
 
+/* The object ends where its region ends (under no lock). */
+static bool at_region_end(const vam_huge_t *h) {
+  pthread_mutex_lock(&pool_lock);
+  size_t reg = region_of(h->map_base);
+  bool at_end = reg != REGIONS_MAX && regions[reg].base + regions[reg].size == h->map_base + h->map_size;
+  pthread_mutex_unlock(&pool_lock);
+  return at_end;
+}
+
+/* Grow the region's last object in place with mremap (never moves). */
+static void *huge_grow_in_place(vam_huge_t *h, size_t new_map, size_t usable) {
+  void *out = NULL;
+  size_t more = new_map - h->map_size;
+  if (vam__va_remap(h->map_base, h->map_size, new_map, NULL, &out) != 0) return NULL;
+  pthread_mutex_lock(&pool_lock);
+  size_t reg = region_of(h->map_base);
+  if (reg != REGIONS_MAX) regions[reg].size += more;
+  pthread_mutex_unlock(&pool_lock);
+  h->map_size = new_map;
+  h->usable = usable;
+  return h->user;
+}
+
 void *vam__huge_realloc(vam_huge_t *h, size_t size) {
   size_t page = vam__os_config.page_size;
   size_t usable = vam_align_up(size, page);
@@ -539,9 +562,17 @@ void *vam__huge_realloc(vam_huge_t *h, size_t size) {
   uint8_t *end = h->map_base + old_map;
   void *result = h->user;
   if (new_map < old_map) {
-    pool_put(end - (old_map - new_map), old_map - new_map);
-    h->map_size = new_map;
-    h->usable = usable;
+    size_t reg;
+    pthread_mutex_lock(&pool_lock);
+    bool alone = alone_in_region(h, &reg);
+    pthread_mutex_unlock(&pool_lock);
+    /* Alone in its region: mremap hands the tail's address space back;
+     * otherwise the tail joins the pool. */
+    if (!alone || huge_remap(h, new_map, usable) == NULL) {
+      pool_put(end - (old_map - new_map), old_map - new_map);
+      h->map_size = new_map;
+      h->usable = usable;
+    }
   } else {
     size_t more = new_map - old_map, reg;
     bool got = false, alone;
@@ -563,6 +594,7 @@ void *vam__huge_realloc(vam_huge_t *h, size_t size) {
       break;
     }
     pthread_mutex_unlock(&pool_lock);
+    if (!got) result = NULL;
     if (got) {
       if (vam__va_commit(end, more) != 0) {
         pool_put(end, more);
@@ -570,10 +602,13 @@ void *vam__huge_realloc(vam_huge_t *h, size_t size) {
       }
       h->map_size = new_map;
       h->usable = usable;
-    } else if (alone) {
-      result = huge_remap(h, new_map, usable);
-      if (result == NULL) return NULL;
-    } else {
+    } else if (alone || at_region_end(h)) {
+      /* mremap: alone, in place or moved; at the end of a shared region,
+       * in place only (a move would leave a hole in the region). */
+      result = alone ? huge_remap(h, new_map, usable) : huge_grow_in_place(h, new_map, usable);
+      if (result == NULL && alone) return NULL;
+    }
+    if (!got && result == NULL) {
       /* Copy once into a region of its own (over-aligned ones: the
        * caller's malloc+copy). */
       if (header != page) return NULL;
