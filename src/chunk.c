@@ -252,9 +252,7 @@ vam_page_t *vam__span_alloc(size_t units, size_t align_units, bool *zeroed) {
   vam__purge_tick();
   if (pg) return pg;
   /* Out of memory: give back what is held unused, then try once more. */
-  vam__heap_pool_collect();
-  vam__chunk_release_cached();
-  vam__huge_release_cache();
+  vam__release_unused();
   pthread_mutex_lock(&vam__chunk_lock);
   pg = span_alloc_locked(units, align_units, zeroed);
   pthread_mutex_unlock(&vam__chunk_lock);

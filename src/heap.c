@@ -214,7 +214,6 @@ void vam__heap_free_slow_small(vam_page_t *pg, vam_block_t *b) {
   vam__page_remote_free(pg, b);
 }
 
-void vam__heap_drain(vam_heap_t *heap) { drain_remote(heap); }
 static void heap_reset_empty(vam_heap_t *heap);
 
 /* Give back every page of a heap, blocks still out or not: the one-step
@@ -324,6 +323,14 @@ vam_heap_t *vam__heap_for_slow_path(bool *locked) {
 
 void vam__heap_unlock_shared(bool locked) {
   if (locked) pthread_mutex_unlock(&shared_lock);
+}
+
+/* The calling thread's empty slabs (spares, and the empty pages kept at
+ * the head of their bins) go back; only the owner may touch them.  For
+ * vam_collect(true) and the out-of-memory path. */
+void vam__heap_trim_own(void) {
+  vam_heap_t *heap = vam__tls_heap;
+  if (heap != &vam__empty_heap) heap_trim(heap);
 }
 
 void vam__heap_pool_collect(void) {

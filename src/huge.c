@@ -277,7 +277,10 @@ static size_t region_size(size_t need) {
 static uint8_t *region_new(size_t map_size, size_t align, bool exact) {
   pthread_mutex_lock(&pool_lock);
   bool room = !exact && region_count < REGIONS_MAX && range_count < RANGES_MAX;
-  size_t size = room && !tight_budget() ? region_size(vam_align_up(map_size, VAM_CHUNK_SIZE)) : map_size;
+  /* A tight budget, or a pool too small to hold a region (LARGE_POOL_MAX
+   * under 32 MiB: no pooling), gets a region of exactly the object. */
+  bool pooled = room && !tight_budget() && pool_max() >= REGION_MIN;
+  size_t size = pooled ? region_size(vam_align_up(map_size, VAM_CHUNK_SIZE)) : map_size;
   pthread_mutex_unlock(&pool_lock);
   void *base = NULL;
   if (size > map_size && vam__va_reserve(size, align, false, &base) != 0) size = map_size;
@@ -288,18 +291,23 @@ static uint8_t *region_new(size_t map_size, size_t align, bool exact) {
   }
   pthread_mutex_lock(&pool_lock);
   if (region_count == REGIONS_MAX) {
-    /* No slot to track a pool region: the object is its own mapping. */
+    /* No slot to track it: give the reservation back and fail. */
     pthread_mutex_unlock(&pool_lock);
-    if (size > map_size) vam__va_release_part((uint8_t *)base + map_size, size - map_size, 0);
+    vam__va_release(base, size);
     return NULL;
   }
   regions[region_count] = (region_t){base, size, false};
   uint16_t reg = (uint16_t)region_count++;
+  bool tail_kept = size == map_size;
   if (size > map_size) {
     if (next_region < pool_max()) next_region *= 2;
-    range_insert((range_t){(uint8_t *)base + map_size, size - map_size, vam__os_now_ms(), reg, false, true});
+    tail_kept = range_insert(
+        (range_t){(uint8_t *)base + map_size, size - map_size, vam__os_now_ms(), reg, false, true});
+    if (!tail_kept) regions[reg].size = map_size; /* the region is the object alone */
   }
   pthread_mutex_unlock(&pool_lock);
+  /* Range table full: the unused tail goes back (a head-or-tail cut). */
+  if (!tail_kept) vam__va_release_part((uint8_t *)base + map_size, size - map_size, 0);
   return base;
 }
 
@@ -310,77 +318,61 @@ static size_t region_of(const uint8_t *addr) {
   return REGIONS_MAX;
 }
 
-/* Purge the oldest unpurged ranges until the unpurged total is under the
- * bound (under the lock; the madvise runs without it). */
-static void pool_trim_dirty(void);
+/* Decommit free ranges idle for delay_ms (all with force). */
+/* Purge ranges[i], taken out of circulation while the madvise runs (the
+ * lock is held on entry and on return, dropped in between).  0 or the
+ * errno; a failure leaves the range dirty, due again at now_ms + delay. */
+static int purge_range_at(size_t i, uint64_t now_ms) {
+  range_t e = ranges[i];
+  range_remove(i);
+  pthread_mutex_unlock(&pool_lock);
+  bool zeroed = false;
+  int err = vam__os_purge(e.base, e.size, vam__purge_lazy_free(), &zeroed);
+  if (err == 0) {
+    VAM_COUNT(purge_runs);
+    vam_stat_add(&vam__stats.purged_bytes, e.size);
+    vam__health_ok(VAM_HEALTH_DECOMMIT, "madvise works again");
+    e.dirty = false;
+    e.zero = zeroed;
+  } else {
+    VAM_COUNT(decommit_failures);
+    vam__health_fail(VAM_HEALTH_DECOMMIT, "madvise gave up: pages stay committed, retried later");
+    e.freed_ms = now_ms;
+  }
+  pthread_mutex_lock(&pool_lock);
+  if (!range_insert(e)) VAM_COUNT(huge_leaked); /* table filled meanwhile: still mapped, ours */
+  return err;
+}
 
 /* Decommit free ranges idle for delay_ms (all with force). */
 uint64_t vam__huge_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t max_runs) {
   uint64_t bytes = 0;
+  pthread_mutex_lock(&pool_lock);
   for (size_t rounds = 0; rounds < RANGES_MAX && rounds < max_runs; rounds++) {
-    pthread_mutex_lock(&pool_lock);
     size_t i = 0;
     while (i < range_count && (!ranges[i].dirty || (!force && now_ms - ranges[i].freed_ms < delay_ms))) i++;
-    if (i == range_count) {
-      pthread_mutex_unlock(&pool_lock);
-      break;
-    }
-    range_t e = ranges[i];
-    range_remove(i); /* out of circulation while the madvise runs */
-    pthread_mutex_unlock(&pool_lock);
-    bool zeroed = false;
-    if (vam__os_purge(e.base, e.size, vam__purge_lazy_free(), &zeroed) == 0) {
-      VAM_COUNT(purge_runs);
-      vam_stat_add(&vam__stats.purged_bytes, e.size);
-      bytes += e.size;
-      e.dirty = false;
-      e.zero = zeroed;
-    } else {
-      VAM_COUNT(decommit_failures);
-      e.freed_ms = now_ms; /* tried again after another delay */
-      max_runs = 0;        /* and no more this pass: purge.c backs off */
-    }
-    pthread_mutex_lock(&pool_lock);
-    range_insert(e); /* a slot is free: this range's own */
-    pthread_mutex_unlock(&pool_lock);
+    if (i == range_count) break;
+    size_t size = ranges[i].size;
+    if (purge_range_at(i, now_ms) != 0) break; /* no more this pass: purge.c backs off */
+    bytes += size;
   }
+  pthread_mutex_unlock(&pool_lock);
   regions_release(false);
   return bytes;
 }
 
+/* Purge the oldest warm ranges until the warm total is within the bound. */
 static void pool_trim_dirty(void) {
-  for (int rounds = 0; rounds < RANGES_MAX; rounds++) {
-    pthread_mutex_lock(&pool_lock);
-    if (dirty_bytes <= pool_max()) {
-      pthread_mutex_unlock(&pool_lock);
-      return;
-    }
+  pthread_mutex_lock(&pool_lock);
+  for (int rounds = 0; rounds < RANGES_MAX && dirty_bytes > pool_max(); rounds++) {
     size_t oldest = RANGES_MAX;
     for (size_t i = 0; i < range_count; i++)
       if (ranges[i].dirty && (oldest == RANGES_MAX || ranges[i].freed_ms < ranges[oldest].freed_ms))
         oldest = i;
-    if (oldest == RANGES_MAX) {
-      pthread_mutex_unlock(&pool_lock);
-      return;
-    }
-    range_t e = ranges[oldest];
-    range_remove(oldest);
-    pthread_mutex_unlock(&pool_lock);
-    bool zeroed = false;
-    int err = vam__os_purge(e.base, e.size, vam__purge_lazy_free(), &zeroed);
-    if (err == 0) {
-      VAM_COUNT(purge_runs);
-      vam_stat_add(&vam__stats.purged_bytes, e.size);
-      e.dirty = false;
-      e.zero = zeroed;
-    } else {
-      VAM_COUNT(decommit_failures);
-    }
-    pthread_mutex_lock(&pool_lock);
-    range_insert(e);
-    pthread_mutex_unlock(&pool_lock);
-    if (err) return; /* the purge pass retries with its back-off */
+    if (oldest == RANGES_MAX) break;
+    if (purge_range_at(oldest, vam__os_now_ms()) != 0) break; /* the purge pass retries */
   }
+  pthread_mutex_unlock(&pool_lock);
 }
 
 /* Give an object's range back to the pool. */
@@ -426,9 +418,7 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero) {
     base = region_new(map_size, map_align, false);
     if (base == NULL) {
       /* Short of memory or budget: the pool shrinks first. */
-      vam__heap_pool_collect();
-      vam__chunk_release_cached();
-      regions_release(true);
+      vam__release_unused();
       base = region_new(map_size, map_align, false);
       if (base == NULL) return NULL;
       VAM_COUNT(fallback_allocs);

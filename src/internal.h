@@ -56,7 +56,7 @@ static inline bool vam_is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; 
   X(BACKGROUND, background, bool, 0, 0, 1, "",                                              \
     "a background thread purges on schedule even when the program makes no calls")         \
   X(LARGE_POOL_MAX, large_pool_max, size, 0, 0, (uint64_t)1 << 50, "",                      \
-    "bytes of freed huge blocks kept warm for reuse (0 = auto: 1 GiB, at most 1/8 budget)")  \
+    "bytes of freed huge blocks kept warm for reuse (0 = auto: 1 GiB, at most 1/8 budget; < 32M: no pool)")  \
   X(VA_BUDGET, va_budget, size, 0, 0, (uint64_t)1 << 60, "",                                \
     "address space vamalloc may hold (0 = from RLIMIT_AS headroom and VA bits)")            \
   X(VA_BITS, va_bits, uint, 0, 0, 57, "",                                                   \
@@ -233,11 +233,11 @@ void vam__heap_unlock_shared(bool locked);
 void vam__heap_thread_init(void);
 int vam__heap_init(void);
 void vam__heap_pool_collect(void);
+void vam__heap_trim_own(void);
 void vam__heap_fork_prepare(void);
 void vam__heap_fork_parent(void);
 void vam__heap_fork_child(void);
 void vam__heap_sum_counters(uint64_t *bin_mallocs, uint64_t *frees);
-void vam__heap_drain(vam_heap_t *heap);
 void vam__heap_release_all(vam_heap_t *heap);
 void vam__heap_register(vam_heap_t *heap);
 void vam__heap_unregister(vam_heap_t *heap);
@@ -264,6 +264,7 @@ void vam__purge_tick(void);
 void vam__purge_start_background(void);
 bool vam__purge_lazy_free(void);
 void vam__purge_fork_child(void);
+void vam__release_unused(void);
 
 /* ---- alloc.c -------------------------------------------------------------- */
 void *vam__malloc_slow(size_t size);

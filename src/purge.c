@@ -63,9 +63,20 @@ void vam__purge_fork_child(void) { vam_store_relaxed(&purging, 0); }
 
 bool vam__purge_lazy_free(void) { return vam__options.purge == VAM_PURGE_FREE; }
 
+/* Out of memory or budget: give back everything held unused (exited
+ * threads' pages, cached chunks, wholly free huge regions) before a
+ * reservation is tried again. */
+void vam__release_unused(void) {
+  vam__heap_trim_own();
+  vam__heap_pool_collect();
+  vam__chunk_release_cached();
+  vam__huge_release_cache();
+}
+
 VAM_API void vam_collect(bool force) {
   vam__ensure_init();
   vam__heap_pool_collect();
+  if (force) vam__heap_trim_own();
   purge_pass(force);
   if (force) vam__huge_release_cache();
 }
