@@ -52,7 +52,8 @@ VAM_API void vam_free_aligned_sized(void *ptr, size_t alignment, size_t size);
 
 /* Give free memory back to the OS now: what has been idle for the purge
  * delay, or, with force, everything free (and the cache of freed huge
- * mappings).  Also drains the heaps of exited threads. */
+ * mappings, and the calling thread's empty slabs).  Also drains
+ * the heaps of exited threads. */
 VAM_API void vam_collect(bool force);
 
 /* ---- introspection ---------------------------------------------------- */
