@@ -83,12 +83,12 @@ static void page_release(vam_heap_t *heap, vam_page_t *pg) {
 }
 
 /* Empty slabs of at most SPARE_UNITS units a heap keeps (any size class):
- * a program that frees a batch and allocates the next one (sh6bench, a
- * request loop) takes them back without the chunk lock.  At most
- * SPARE_MAX * SPARE_UNITS * 32 KiB (1 MiB) per heap; handed back at thread
- * exit and when memory runs short. */
-#define SPARE_MAX 16
-#define SPARE_UNITS 2
+ * a program that frees a batch and allocates the next one (sh6bench,
+ * rptest, a request loop) takes them back without the chunk lock.  At most
+ * SPARE_BUDGET units (4 MiB) per heap; handed back at thread exit, when
+ * memory runs short, and by the purge of idle memory. */
+#define SPARE_BUDGET 128
+#define SPARE_UNITS 8
 
 /* A page whose blocks all came back.  Keep it while it heads its bin (the
  * next malloc of that size would only fetch another), else as a spare if
@@ -96,7 +96,7 @@ static void page_release(vam_heap_t *heap, vam_page_t *pg) {
 void vam__heap_page_empty(vam_heap_t *heap, vam_page_t *pg) {
   if (pg->in_full) page_from_full(heap, pg);
   if (heap->direct[pg->bin] == pg) return;
-  if (pg->units <= SPARE_UNITS && heap->spare_count < SPARE_MAX) {
+  if (pg->units <= SPARE_UNITS && heap->spare_units + pg->units <= SPARE_BUDGET) {
     size_t bin = pg->bin;
     queue_remove(&heap->queues[bin], pg);
     set_direct(heap, bin);
@@ -104,7 +104,8 @@ void vam__heap_page_empty(vam_heap_t *heap, vam_page_t *pg) {
     pg->kind = VAM_PAGE_NONE; /* and a stray free is reported, not pushed */
     pg->next = heap->spare;
     heap->spare = pg;
-    heap->spare_count++;
+    heap->spare_units += pg->units;
+    heap->spare_epoch = vam_load_relaxed(&vam__purge_epoch);
     return;
   }
   page_release(heap, pg);
@@ -117,7 +118,8 @@ static vam_page_t *spare_take(vam_heap_t *heap, size_t units) {
     if (pg->units != units) continue;
     *pp = pg->next;
     pg->next = NULL;
-    heap->spare_count--;
+    heap->spare_units -= pg->units;
+    heap->spare_epoch = vam_load_relaxed(&vam__purge_epoch);
     return pg;
   }
   return NULL;
@@ -128,7 +130,7 @@ static void spare_release_all(vam_heap_t *heap) {
     vam_page_t *pg = heap->spare;
     heap->spare = pg->next;
     pg->next = NULL;
-    heap->spare_count--;
+    heap->spare_units -= pg->units;
     heap->page_count--;
     VAM_COUNT(pages_released);
     vam__span_free(pg);
@@ -158,6 +160,11 @@ static inline void *page_pop(vam_heap_t *heap, vam_page_t *pg, size_t bin) {
 
 void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
   drain_remote(heap);
+  /* Spares nobody took through five purge passes (a purge delay or more
+   * when only slow paths purge: their passes are delay/4 apart) go back to
+   * their chunks, where the purge returns them to the OS. */
+  if (heap->spare && vam_load_relaxed(&vam__purge_epoch) - heap->spare_epoch >= 5)
+    spare_release_all(heap);
   vam_page_queue_t *q = &heap->queues[bin];
   vam_page_t *pg = q->head;
   while (pg) {

@@ -261,6 +261,9 @@ extern pthread_mutex_t vam__huge_cache_lock;
 /* ---- purge.c: when memory goes back ----------------------------------------- */
 /* Called from slow paths: purges what is due, at most every delay/4. */
 void vam__purge_tick(void);
+/* Counts purge passes: a heap whose spare slabs sat unused through five
+ * of them (at least one purge delay) hands them back. */
+extern vam_atomic(uint64_t) vam__purge_epoch;
 void vam__purge_start_background(void);
 bool vam__purge_lazy_free(void);
 void vam__purge_fork_child(void);

@@ -137,7 +137,8 @@ typedef struct vam_heap {
   struct vam_heap *all_next;      /* every heap ever made, for stats */
   uint32_t page_count;
   vam_page_t *spare;              /* empty slabs kept for reuse (page next) */
-  uint32_t spare_count;
+  uint32_t spare_units;           /* units held in spare slabs */
+  uint64_t spare_epoch;           /* vam__purge_epoch when spares were last used */
   bool is_shared;                 /* the locked heap for threads in teardown */
   bool is_user;                   /* a first-class heap (userheap.c) */
   /* First-class heaps only.  Allocation happens under `lock`; frees come

@@ -76,6 +76,30 @@ static void test_empty_page_released(void **state) {
   assert_true(vam_load_relaxed(&vam__stats.pages_released) - rel0 >= (N * 2000 / (64 * 1024)) / 2);
 }
 
+/* Empty slabs stay with the heap as spares: the next batch takes them back
+ * without touching the chunks, and spares left unused through five purge
+ * passes go back to the chunks. */
+static void test_spares_reused_then_aged(void **state) {
+  (void)state;
+  enum { M = 1280 }; /* 20 one-unit slabs of 512-byte blocks */
+  static void *p[M];
+  for (int i = 0; i < M; i++) assert_non_null(p[i] = vam_malloc(512));
+  uint64_t rel0 = vam_load_relaxed(&vam__stats.pages_released);
+  for (int i = 0; i < M; i++) vam_free(p[i]);
+  /* Kept (the bin head, plus spares within the 4 MiB budget). */
+  assert_int_equal(vam_load_relaxed(&vam__stats.pages_released), rel0);
+  uint64_t acq0 = vam_load_relaxed(&vam__stats.pages_acquired);
+  for (int i = 0; i < M; i++) assert_non_null(p[i] = vam_malloc(256)); /* another one-unit class */
+  assert_int_equal(vam_load_relaxed(&vam__stats.pages_acquired), acq0);
+  for (int i = 0; i < M; i++) vam_free(p[i]);
+  /* Five purge passes, then a slow-path malloc: the spares go back. */
+  for (int i = 0; i < 5; i++) vam_collect(false);
+  void *q = vam_malloc(3000);
+  assert_non_null(q);
+  assert_true(vam_load_relaxed(&vam__stats.pages_released) - rel0 >= 18);
+  vam_free(q);
+}
+
 static void *thread_churn(void *arg) {
   (void)arg;
   void *p[256];
@@ -115,7 +139,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_remote_free_reaches_owner), cmocka_unit_test(test_dead_thread_blocks),
       cmocka_unit_test(test_empty_page_released),       cmocka_unit_test(test_heap_count_stays_flat),
-      cmocka_unit_test(test_large_and_huge_roundtrip),
+      cmocka_unit_test(test_large_and_huge_roundtrip),  cmocka_unit_test(test_spares_reused_then_aged),
   };
   return cmocka_run_group_tests_name("heap", tests, NULL, NULL);
 }
