@@ -56,6 +56,42 @@ static void list_remove(vam_chunk_t **list, vam_chunk_t *c) {
   c->next = c->prev = NULL;
 }
 
+/* First-fit hints: for each span length u, fit_from[u] is a chunk of the
+ * `chunks` list such that no chunk before it has a free run of u units
+ * (NULL: start at the head; FIT_NONE: no chunk has one).  The scan starts
+ * there and finds exactly the chunk a scan from the head would, without
+ * touching the headers of the full chunks in between (with a hundred
+ * chunks, one cache and TLB miss each, the walk was most of the cost of a
+ * span).  Carving only shrinks runs, so it never invalidates a hint; units
+ * freed in a chunk before a hint, or a chunk joining the list, move it
+ * back.  fit_key holds each hint's sort key, so moving needs no header. */
+#define FIT_NONE ((vam_chunk_t *)1)
+static vam_chunk_t *fit_from[VAM_UNITS];
+static uint64_t fit_key[VAM_UNITS]; /* 0: head; UINT64_MAX: none */
+
+static inline uint64_t chunk_key(const vam_chunk_t *c) {
+  return ((uint64_t)c->age << 32) | ((uintptr_t)c >> VAM_CHUNK_SHIFT);
+}
+static void fit_set(size_t u, vam_chunk_t *c) {
+  fit_from[u] = c;
+  fit_key[u] = c == NULL ? 0 : c == FIT_NONE ? UINT64_MAX : chunk_key(c);
+}
+/* Chunk c (on the list) may now have free runs of up to max_run units: no
+ * hint for such a length may point past it. */
+static void fit_reopen(vam_chunk_t *c, size_t max_run) {
+  uint64_t key = chunk_key(c);
+  for (size_t u = 1; u <= max_run && u < VAM_UNITS; u++)
+    if (key < fit_key[u]) {
+      fit_from[u] = c;
+      fit_key[u] = key;
+    }
+}
+/* Chunk c leaves the list: hints at it move to its successor. */
+static void fit_forget(vam_chunk_t *c) {
+  for (size_t u = 1; u < VAM_UNITS; u++)
+    if (fit_from[u] == c) fit_set(u, c->next ? c->next : FIT_NONE);
+}
+
 /* First run of n free units starting at a multiple of align (in units). */
 static size_t find_run(vam_chunk_t *c, size_t n, size_t align) {
   size_t start = align > 1 ? align : 1;
@@ -218,12 +254,21 @@ static void chunk_decommit(vam_chunk_t *c) {
 }
 
 static vam_page_t *span_alloc_locked(size_t units, size_t align_units, bool *zeroed) {
-  for (vam_chunk_t *c = chunks; c; c = c->next) {
+  /* Aligned spans scan from the head: a chunk may have the run but not
+   * at an aligned start, and recording that would break the hint. */
+  vam_chunk_t *c = align_units > 1 || fit_from[units] == NULL ? chunks
+                   : fit_from[units] == FIT_NONE           ? NULL
+                                                           : fit_from[units];
+  for (; c; c = c->next) {
     if (c->free_units < units) continue;
     size_t start = find_run(c, units, align_units);
-    if (start) return carve(c, start, units, zeroed);
+    if (start) {
+      if (align_units == 1) fit_set(units, c);
+      return carve(c, start, units, zeroed);
+    }
   }
-  vam_chunk_t *c = empty_chunks;
+  if (align_units == 1) fit_set(units, FIT_NONE);
+  c = empty_chunks;
   if (c && !c->body_committed) {
     /* strict mode: its pages were uncommitted; charge them again */
     if (vam__va_commit((uint8_t *)c + VAM_UNIT_SIZE, VAM_CHUNK_SIZE - VAM_UNIT_SIZE) != 0) c = NULL;
@@ -237,6 +282,7 @@ static vam_page_t *span_alloc_locked(size_t units, size_t align_units, bool *zer
     if (c == NULL) return NULL;
   }
   list_insert_sorted(&chunks, c);
+  fit_reopen(c, VAM_UNITS - 1);
   size_t start = find_run(c, units, align_units);
   return start ? carve(c, start, units, zeroed) : NULL;
 }
@@ -265,7 +311,15 @@ vam_page_t *vam__span_alloc(size_t units, size_t align_units, bool *zeroed) {
 static void units_freed_locked(vam_chunk_t *c, size_t start, size_t n) {
   bits_clear(c->used_map, start, n);
   c->free_units += (uint32_t)n;
-  if (c->free_units != VAM_UNITS - 1) return;
+  if (c->free_units != VAM_UNITS - 1) {
+    /* The free run the freed units now belong to. */
+    size_t lo = start, hi = start + n;
+    while (lo > 1 && !bit_get(c->used_map, lo - 1)) lo--;
+    while (hi < VAM_UNITS && !bit_get(c->used_map, hi)) hi++;
+    fit_reopen(c, hi - lo);
+    return;
+  }
+  fit_forget(c);
   list_remove(&chunks, c);
   if (empty_count < vam__options.chunk_cache || c->part_of_arena) {
     /* Keep it, committed, for reuse; the purge pass gives its pages back
