@@ -34,14 +34,21 @@ void vam__corruption(const char *what, const void *p) {
 
 /* ---- allocation ------------------------------------------------------------- */
 
-static void *alloc_large(size_t size, size_t align, bool zero) {
+/* cache: this thread's heap, whose cache of freed spans may serve it, or
+ * NULL (first-class heaps, threads without a heap). */
+static void *alloc_large(vam_heap_t *cache, size_t size, size_t align, bool zero) {
   size_t units = (size + VAM_UNIT_SIZE - 1) >> VAM_UNIT_SHIFT;
   size_t align_units = align > VAM_UNIT_SIZE ? align >> VAM_UNIT_SHIFT : 1;
   bool zeroed = false;
-  vam_page_t *pg = vam__span_alloc(units, align_units, &zeroed);
+  vam_page_t *pg = NULL;
+  if (cache && align_units == 1) {
+    vam__heap_age_caches(cache);
+    pg = vam__heap_large_take(cache, units);
+  }
+  if (pg == NULL) pg = vam__span_alloc(units, align_units, &zeroed);
   if (pg == NULL) return NULL;
   pg->kind = VAM_PAGE_LARGE;
-  pg->block_size = (uint32_t)(units * VAM_UNIT_SIZE);
+  pg->block_size = (uint32_t)((size_t)pg->units * VAM_UNIT_SIZE);
   pg->used = 1;
   pg->zeroed = zeroed;
   VAM_COUNT(large_allocs);
@@ -77,7 +84,8 @@ static void *alloc_block(vam_heap_t *uheap, size_t size, size_t align, bool zero
     if (p && zero) memset(p, 0, vam__bin_size[bin]);
   } else if (size <= VAM_LARGE_MAX && align < VAM_CHUNK_SIZE / 2) {
     vam__ensure_init();
-    p = alloc_large(size ? size : 1, align, zero);
+    vam_heap_t *cache = uheap || vam__tls_heap == &vam__empty_heap ? NULL : vam__tls_heap;
+    p = alloc_large(cache, size ? size : 1, align, zero);
   } else {
     vam__ensure_init();
     p = vam__huge_alloc(size ? size : 1, align, zero);
@@ -151,7 +159,7 @@ static vam_noinline void free_generic(void *p) {
       if (pg->heap) vam__userheap_forget_large(pg);
       VAM_GAUGE(large_bytes, -(int64_t)pg->block_size);
       VAM_COUNT(large_frees);
-      vam__span_free(pg);
+      if (!vam__heap_large_keep(vam__tls_heap, pg)) vam__span_free(pg);
       return;
     }
     vam__corruption("free of a pointer that is not a live block", p);

@@ -125,6 +125,61 @@ static vam_page_t *spare_take(vam_heap_t *heap, size_t units) {
   return NULL;
 }
 
+static void spare_release_all(vam_heap_t *heap);
+
+/* Large spans freed by this thread, kept for its next large malloc: a
+ * program that churns 64-512 KiB buffers skips the chunk lock and the
+ * first-fit scan both ways.  At most LARGE_CACHE_UNITS units (2 MiB) per
+ * heap; a span is reused for a request of at least 4/5 of its length.
+ * Released like the spares. */
+#define LARGE_CACHE_UNITS 64
+
+bool vam__heap_large_keep(vam_heap_t *heap, vam_page_t *pg) {
+  if (heap == &vam__empty_heap || heap->is_shared ||
+      heap->large_cache_units + pg->units > LARGE_CACHE_UNITS)
+    return false;
+  pg->kind = VAM_PAGE_NONE; /* not live: a second free is reported */
+  pg->next = heap->large_cache;
+  heap->large_cache = pg;
+  heap->large_cache_units += pg->units;
+  heap->spare_epoch = vam_load_relaxed(&vam__purge_epoch);
+  return true;
+}
+
+vam_page_t *vam__heap_large_take(vam_heap_t *heap, size_t units) {
+  for (vam_page_t **pp = &heap->large_cache; *pp; pp = &(*pp)->next) {
+    vam_page_t *pg = *pp;
+    if (pg->units < units || pg->units * 4 > units * 5) continue;
+    *pp = pg->next;
+    pg->next = NULL;
+    heap->large_cache_units -= pg->units;
+    heap->spare_epoch = vam_load_relaxed(&vam__purge_epoch);
+    return pg;
+  }
+  return NULL;
+}
+
+static void large_cache_release_all(vam_heap_t *heap) {
+  while (heap->large_cache) {
+    vam_page_t *pg = heap->large_cache;
+    heap->large_cache = pg->next;
+    pg->next = NULL;
+    heap->large_cache_units -= pg->units;
+    vam__span_free(pg);
+  }
+}
+
+/* Caches nobody used through five purge passes (a purge delay or more when
+ * only slow paths purge: their passes are delay/4 apart) go back to their
+ * chunks, where the purge returns them to the OS. */
+void vam__heap_age_caches(vam_heap_t *heap) {
+  if ((heap->spare || heap->large_cache) &&
+      vam_load_relaxed(&vam__purge_epoch) - heap->spare_epoch >= 5) {
+    spare_release_all(heap);
+    large_cache_release_all(heap);
+  }
+}
+
 static void spare_release_all(vam_heap_t *heap) {
   while (heap->spare) {
     vam_page_t *pg = heap->spare;
@@ -160,11 +215,7 @@ static inline void *page_pop(vam_heap_t *heap, vam_page_t *pg, size_t bin) {
 
 void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
   drain_remote(heap);
-  /* Spares nobody took through five purge passes (a purge delay or more
-   * when only slow paths purge: their passes are delay/4 apart) go back to
-   * their chunks, where the purge returns them to the OS. */
-  if (heap->spare && vam_load_relaxed(&vam__purge_epoch) - heap->spare_epoch >= 5)
-    spare_release_all(heap);
+  vam__heap_age_caches(heap);
   vam_page_queue_t *q = &heap->queues[bin];
   vam_page_t *pg = q->head;
   while (pg) {
@@ -253,6 +304,7 @@ static void heap_reset_empty(vam_heap_t *heap) {
 static void heap_trim(vam_heap_t *heap) {
   drain_remote(heap);
   spare_release_all(heap);
+  large_cache_release_all(heap);
   for (size_t bin = 1; bin < VAM_BINS; bin++) {
     vam_page_t *pg = heap->queues[bin].head;
     while (pg) {

@@ -228,6 +228,10 @@ extern __thread vam_heap_t *vam__tls_heap;
 void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin);
 void vam__heap_free_slow_small(vam_page_t *pg, vam_block_t *b);
 void vam__heap_page_empty(vam_heap_t *heap, vam_page_t *pg);
+/* The thread heap's cache of freed large spans (heap.c). */
+bool vam__heap_large_keep(vam_heap_t *heap, vam_page_t *pg);
+vam_page_t *vam__heap_large_take(vam_heap_t *heap, size_t units);
+void vam__heap_age_caches(vam_heap_t *heap);
 vam_heap_t *vam__heap_for_slow_path(bool *locked);
 void vam__heap_unlock_shared(bool locked);
 void vam__heap_thread_init(void);

@@ -138,7 +138,9 @@ typedef struct vam_heap {
   uint32_t page_count;
   vam_page_t *spare;              /* empty slabs kept for reuse (page next) */
   uint32_t spare_units;           /* units held in spare slabs */
-  uint64_t spare_epoch;           /* vam__purge_epoch when spares were last used */
+  vam_page_t *large_cache;        /* freed large spans kept for reuse (page next) */
+  uint32_t large_cache_units;     /* units held there */
+  uint64_t spare_epoch;           /* vam__purge_epoch when a cache was last used */
   bool is_shared;                 /* the locked heap for threads in teardown */
   bool is_user;                   /* a first-class heap (userheap.c) */
   /* First-class heaps only.  Allocation happens under `lock`; frees come

@@ -100,6 +100,43 @@ static void test_spares_reused_then_aged(void **state) {
   vam_free(q);
 }
 
+/* A freed large span serves this thread's next large malloc of about its
+ * length without the chunks; a much shorter request does not take it; a
+ * second free of it is reported; the cache ages out like the spares. */
+static void test_large_cache(void **state) {
+  (void)state;
+  vam_collect(true); /* start from an empty cache */
+  unsigned char *p = vam_malloc(600 * 1024); /* 19 units */
+  assert_non_null(p);
+  memset(p, 1, 600 * 1024);
+  vam_free(p);
+  uint64_t inv0 = vam_load_relaxed(&vam__stats.invalid_frees);
+  vam__options.on_corruption = VAM_CORRUPT_IGNORE;
+  vam_free(p); /* cached, not live: reported, not cached twice */
+  vam__options.on_corruption = VAM_CORRUPT_ABORT;
+  assert_int_equal(vam_load_relaxed(&vam__stats.invalid_frees), inv0 + 1);
+  unsigned char *q = vam_malloc(300 * 1024); /* 10 units: too short for it */
+  assert_ptr_not_equal(q, p);
+  unsigned char *r = vam_malloc(590 * 1024); /* 19 units again */
+  assert_ptr_equal(r, p);
+  assert_true(vam_usable_size(r) >= 590 * 1024);
+  unsigned char *z = vam_calloc(1, 600 * 1024); /* from the chunks, zeroed */
+  for (size_t i = 0; i < 600 * 1024; i += 512) assert_int_equal(z[i], 0);
+  vam_free(q);
+  vam_free(z);
+  vam_free(r);
+  /* 48 units (1536 KiB) are cached now.  After five purge passes the next
+   * large malloc (13 units, which none of them fits) first hands them
+   * back: committed bytes fall by 1536 KiB and rise by 416 KiB. */
+  int64_t committed = vam_load_relaxed(&vam__stats.committed_bytes.current);
+  for (int i = 0; i < 5; i++) vam_collect(false);
+  void *s = vam_malloc(400 * 1024);
+  assert_non_null(s);
+  assert_int_equal(vam_load_relaxed(&vam__stats.committed_bytes.current),
+                   committed - 1536 * 1024 + 416 * 1024);
+  vam_free(s);
+}
+
 static void *thread_churn(void *arg) {
   (void)arg;
   void *p[256];
@@ -140,6 +177,7 @@ int main(void) {
       cmocka_unit_test(test_remote_free_reaches_owner), cmocka_unit_test(test_dead_thread_blocks),
       cmocka_unit_test(test_empty_page_released),       cmocka_unit_test(test_heap_count_stays_flat),
       cmocka_unit_test(test_large_and_huge_roundtrip),  cmocka_unit_test(test_spares_reused_then_aged),
+      cmocka_unit_test(test_large_cache),
   };
   return cmocka_run_group_tests_name("heap", tests, NULL, NULL);
 }
