@@ -113,7 +113,7 @@ void *vam__malloc_slow(size_t size) { return alloc_generic(size, 0, false); }
 VAM_API void *vam_malloc(size_t size) {
   if (vam_likely(size <= VAM_FAST_MAX)) {
     vam_heap_t *heap = vam__tls_heap;
-    size_t bin = vam__bin_of_small[(size + 7) >> 3];
+    size_t bin = vam__bin_of_small[size];
     vam_page_t *pg = heap->direct[bin];
     vam_block_t *b = pg->free;
     if (vam_likely(b != NULL)) {
@@ -182,18 +182,26 @@ static vam_noinline void free_generic(void *p) {
 
 VAM_API void vam_free(void *p) {
   uintptr_t a = (uintptr_t)p;
-  if (vam_likely(vam__chunkmap_kind(a) == VAM_MAP_CHUNK)) {
-    vam_page_t *pg = vam__unit_page_of(vam__chunk_of(p), p);
-    vam_heap_t *heap = vam__tls_heap;
-    if (vam_likely(pg->local_owner == heap)) {
-      vam_block_t *b = p;
-      b->next = pg->free;
-      pg->free = b;
-      heap->counters.frees++;
-      if (vam_unlikely(--pg->used == 0)) vam__heap_page_empty(heap, pg);
-      return;
-    }
+  vam_heap_t *heap = vam__tls_heap;
+  /* The chunk this thread allocates from needs no map lookup, and its
+   * offset in that chunk gives the unit at once. */
+  uintptr_t c = vam_load_relaxed(&heap->last_chunk);
+  uintptr_t off = a - c;
+  if (vam_unlikely(off >= VAM_CHUNK_SIZE)) {
+    if (vam__chunkmap_kind(a) != VAM_MAP_CHUNK) goto slow;
+    c = a & ~(uintptr_t)VAM_CHUNK_MASK;
+    off = a - c;
   }
+  vam_page_t *pg = &((vam_chunk_t *)c)->pages[off >> VAM_UNIT_SHIFT];
+  if (vam_likely(pg->local_owner == heap)) {
+    vam_block_t *b = p;
+    b->next = pg->free;
+    pg->free = b;
+    heap->counters.frees++;
+    if (vam_unlikely(--pg->used == 0)) vam__heap_page_empty(heap, pg);
+    return;
+  }
+slow:
   free_generic(p);
 }
 
@@ -362,3 +370,10 @@ VAM_HIDDEN_ALIAS(vam_pvalloc)
 VAM_HIDDEN_ALIAS(vam_usable_size)
 VAM_HIDDEN_ALIAS(vam_free_sized)
 VAM_HIDDEN_ALIAS(vam_free_aligned_sized)
+
+#ifdef VAM_OVERRIDE_ALIASES
+/* The standard malloc and free are these very functions: a wrapper would
+ * cost a jump on every call (override.c serves the other names). */
+extern __typeof(vam_malloc) malloc __attribute__((alias("vam_malloc"), visibility("default")));
+extern __typeof(vam_free) free __attribute__((alias("vam_free"), visibility("default")));
+#endif

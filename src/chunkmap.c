@@ -42,8 +42,12 @@ int vam__chunkmap_set(uintptr_t addr, unsigned kind) {
     }
     pthread_mutex_unlock(&vam__map_lock);
   }
-  __atomic_store_n(&leaf[idx & (((uintptr_t)1 << VAM_MAP_LEAF_BITS) - 1)], (uint8_t)kind,
-                   __ATOMIC_RELEASE);
+  uint8_t *slot = &leaf[idx & (((uintptr_t)1 << VAM_MAP_LEAF_BITS) - 1)];
+  uint8_t old = __atomic_exchange_n(slot, (uint8_t)kind, __ATOMIC_SEQ_CST);
+  /* A chunk going away: heaps that skip the map for it must stop first
+   * (the chunk is empty, so no heap is allocating from it). */
+  if (old == VAM_MAP_CHUNK && kind != VAM_MAP_CHUNK)
+    vam__heap_forget_chunk(addr & ~(uintptr_t)VAM_CHUNK_MASK);
   return 0;
 }
 

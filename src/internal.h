@@ -141,7 +141,7 @@ void vam__log(const char *first, ...);
 bool vam__parse_u64(const char *s, uint64_t *out, bool allow_suffix);
 
 /* ---- sizeclass.c ---------------------------------------------------------- */
-extern uint8_t vam__bin_of_small[VAM_FAST_MAX / 8 + 1];
+extern uint8_t vam__bin_of_small[VAM_FAST_MAX + 1]; /* indexed by the size itself */
 extern uint32_t vam__bin_size[VAM_BINS];
 extern uint16_t vam__bin_units[VAM_BINS];
 size_t vam__bin_of(size_t size); /* any size <= VAM_SMALL_MAX */
@@ -232,6 +232,7 @@ void vam__heap_page_empty(vam_heap_t *heap, vam_page_t *pg);
 bool vam__heap_large_keep(vam_heap_t *heap, vam_page_t *pg);
 vam_page_t *vam__heap_large_take(vam_heap_t *heap, size_t units);
 void vam__heap_age_caches(vam_heap_t *heap);
+void vam__heap_forget_chunk(uintptr_t chunk);
 vam_heap_t *vam__heap_for_slow_path(bool *locked);
 void vam__heap_unlock_shared(bool locked);
 void vam__heap_thread_init(void);
@@ -265,9 +266,9 @@ extern pthread_mutex_t vam__huge_cache_lock;
 /* ---- purge.c: when memory goes back ----------------------------------------- */
 /* Called from slow paths: purges what is due, at most every delay/4. */
 void vam__purge_tick(void);
-/* Counts purge passes: a heap whose spare slabs sat unused through five
- * of them (at least one purge delay) hands them back. */
-extern vam_atomic(uint64_t) vam__purge_epoch;
+/* When the last purge pass ran (ms): the coarse clock thread caches age
+ * by, read without a system call. */
+extern vam_atomic(uint64_t) vam__purge_clock_ms;
 void vam__purge_start_background(void);
 bool vam__purge_lazy_free(void);
 void vam__purge_fork_child(void);

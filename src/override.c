@@ -23,8 +23,7 @@ extern __typeof(vam_usable_size) vam_usable_size__h;
 extern __typeof(vam_free_sized) vam_free_sized__h;
 extern __typeof(vam_free_aligned_sized) vam_free_aligned_sized__h;
 
-VAM_OVERRIDE_API void *malloc(size_t n) { return H(vam_malloc)(n); }
-VAM_OVERRIDE_API void free(void *p) { H(vam_free)(p); }
+/* malloc and free themselves are aliases defined in alloc.c. */
 VAM_OVERRIDE_API void *calloc(size_t c, size_t n) { return H(vam_calloc)(c, n); }
 VAM_OVERRIDE_API void *realloc(void *p, size_t n) { return H(vam_realloc)(p, n); }
 VAM_OVERRIDE_API void *reallocarray(void *p, size_t c, size_t n) { return H(vam_reallocarray)(p, c, n); }

@@ -17,7 +17,7 @@
 #include "internal.h"
 
 static vam_atomic(uint64_t) last_check_ms;
-vam_atomic(uint64_t) vam__purge_epoch; /* purge passes run so far */
+vam_atomic(uint64_t) vam__purge_clock_ms; /* when the last purge pass ran */
 static vam_atomic(int) purging; /* one purge pass at a time */
 
 /* After a purge gives up (madvise refused past the retry cap), purging
@@ -40,7 +40,7 @@ static void purge_pass(bool force) {
   uint64_t delay = vam__options.purge_delay_ms;
   size_t max_runs = backoff && !force ? 1 : SIZE_MAX;
   uint64_t failures0 = vam_load_relaxed(&vam__stats.decommit_failures);
-  vam_stat_add(&vam__purge_epoch, 1);
+  vam_store_relaxed(&vam__purge_clock_ms, now);
   vam__chunk_purge(now, delay, force, max_runs);
   vam__huge_purge(now, delay, force, max_runs);
   if (vam_load_relaxed(&vam__stats.decommit_failures) != failures0) {

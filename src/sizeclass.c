@@ -13,7 +13,9 @@
  * smallest share of the slab's tail. */
 #include "internal.h"
 
-uint8_t vam__bin_of_small[VAM_FAST_MAX / 8 + 1];
+/* One byte per size up to VAM_FAST_MAX: malloc's fast path indexes it by
+ * the size as given, with no rounding instructions. */
+uint8_t vam__bin_of_small[VAM_FAST_MAX + 1];
 uint32_t vam__bin_size[VAM_BINS];
 uint16_t vam__bin_units[VAM_BINS];
 
@@ -55,5 +57,5 @@ void vam__sizeclass_init(void) {
     vam__bin_units[b] = (uint16_t)best;
   }
   vam__bin_size[0] = 0;
-  for (size_t i = 0; i <= VAM_FAST_MAX / 8; i++) vam__bin_of_small[i] = (uint8_t)vam__bin_of(i * 8);
+  for (size_t i = 0; i <= VAM_FAST_MAX; i++) vam__bin_of_small[i] = (uint8_t)vam__bin_of(i);
 }

@@ -3,6 +3,7 @@
  * thread's heap is reused by the next thread; blocks of a dead thread can be
  * freed later by anyone and their memory is reused. */
 #include <pthread.h>
+#include <unistd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -76,11 +77,26 @@ static void test_empty_page_released(void **state) {
   assert_true(vam_load_relaxed(&vam__stats.pages_released) - rel0 >= (N * 2000 / (64 * 1024)) / 2);
 }
 
+/* Thread caches age by the purge clock: a short delay, a fresh clock, and
+ * later a pause past the delay and a purge pass to move the clock on. */
+static uint64_t saved_delay;
+static void cache_clock_start(void) {
+  saved_delay = vam__options.purge_delay_ms;
+  vam__options.purge_delay_ms = 300;
+  vam_collect(false);
+}
+static void cache_clock_pass(void) {
+  usleep(350 * 1000);
+  vam_collect(false);
+}
+static void cache_clock_end(void) { vam__options.purge_delay_ms = saved_delay; }
+
 /* Empty slabs stay with the heap as spares: the next batch takes them back
- * without touching the chunks, and spares left unused through five purge
- * passes go back to the chunks. */
+ * without touching the chunks, and spares left unused for the purge delay
+ * go back to the chunks. */
 static void test_spares_reused_then_aged(void **state) {
   (void)state;
+  cache_clock_start();
   enum { M = 1280 }; /* 20 one-unit slabs of 512-byte blocks */
   static void *p[M];
   for (int i = 0; i < M; i++) assert_non_null(p[i] = vam_malloc(512));
@@ -92,12 +108,13 @@ static void test_spares_reused_then_aged(void **state) {
   for (int i = 0; i < M; i++) assert_non_null(p[i] = vam_malloc(256)); /* another one-unit class */
   assert_int_equal(vam_load_relaxed(&vam__stats.pages_acquired), acq0);
   for (int i = 0; i < M; i++) vam_free(p[i]);
-  /* Five purge passes, then a slow-path malloc: the spares go back. */
-  for (int i = 0; i < 5; i++) vam_collect(false);
+  /* A purge delay later, a slow-path malloc hands the spares back. */
+  cache_clock_pass();
   void *q = vam_malloc(3000);
   assert_non_null(q);
   assert_true(vam_load_relaxed(&vam__stats.pages_released) - rel0 >= 18);
   vam_free(q);
+  cache_clock_end();
 }
 
 /* A freed large span serves this thread's next large malloc of about its
@@ -106,6 +123,7 @@ static void test_spares_reused_then_aged(void **state) {
 static void test_large_cache(void **state) {
   (void)state;
   vam_collect(true); /* start from an empty cache */
+  cache_clock_start();
   unsigned char *p = vam_malloc(600 * 1024); /* 19 units */
   assert_non_null(p);
   memset(p, 1, 600 * 1024);
@@ -125,16 +143,17 @@ static void test_large_cache(void **state) {
   vam_free(q);
   vam_free(z);
   vam_free(r);
-  /* 48 units (1536 KiB) are cached now.  After five purge passes the next
+  /* 48 units (1536 KiB) are cached now.  A purge delay later the next
    * large malloc (13 units, which none of them fits) first hands them
    * back: committed bytes fall by 1536 KiB and rise by 416 KiB. */
   int64_t committed = vam_load_relaxed(&vam__stats.committed_bytes.current);
-  for (int i = 0; i < 5; i++) vam_collect(false);
+  cache_clock_pass();
   void *s = vam_malloc(400 * 1024);
   assert_non_null(s);
   assert_int_equal(vam_load_relaxed(&vam__stats.committed_bytes.current),
                    committed - 1536 * 1024 + 416 * 1024);
   vam_free(s);
+  cache_clock_end();
 }
 
 static void *thread_churn(void *arg) {

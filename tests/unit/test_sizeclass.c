@@ -27,7 +27,7 @@ static void test_round_trip_every_size(void **state) {
     if (n > 128) assert_true((cs - n) * 8 <= n);
     else assert_true(cs - n < 16);
     assert_int_equal(vam__bin_of(cs), bin);
-    if (n <= VAM_FAST_MAX) assert_int_equal(vam__bin_of_small[(n + 7) >> 3], bin);
+    if (n <= VAM_FAST_MAX) assert_int_equal(vam__bin_of_small[n], bin);
     prev_bin = bin;
   }
   assert_int_equal(vam__bin_of(VAM_SMALL_MAX), VAM_BINS - 1);
