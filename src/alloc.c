@@ -181,27 +181,19 @@ static vam_noinline void free_generic(void *p) {
 }
 
 VAM_API void vam_free(void *p) {
-  uintptr_t a = (uintptr_t)p;
-  vam_heap_t *heap = vam__tls_heap;
-  /* The chunk this thread allocates from needs no map lookup, and its
-   * offset in that chunk gives the unit at once. */
-  uintptr_t c = vam_load_relaxed(&heap->last_chunk);
-  uintptr_t off = a - c;
-  if (vam_unlikely(off >= VAM_CHUNK_SIZE)) {
-    if (vam__chunkmap_kind(a) != VAM_MAP_CHUNK) goto slow;
-    c = a & ~(uintptr_t)VAM_CHUNK_MASK;
-    off = a - c;
+  uintptr_t idx = (uintptr_t)p >> VAM_CHUNK_SHIFT;
+  if (vam_likely(vam__chunkmap_kind_at(idx) == VAM_MAP_CHUNK)) {
+    vam_page_t *pg = vam__unit_page_of((vam_chunk_t *)(idx << VAM_CHUNK_SHIFT), p);
+    vam_heap_t *heap = vam__tls_heap;
+    if (vam_likely(pg->local_owner == heap)) {
+      vam_block_t *b = p;
+      b->next = pg->free;
+      pg->free = b;
+      heap->counters.frees++;
+      if (vam_unlikely(--pg->used == 0)) vam__heap_page_empty(heap, pg);
+      return;
+    }
   }
-  vam_page_t *pg = &((vam_chunk_t *)c)->pages[off >> VAM_UNIT_SHIFT];
-  if (vam_likely(pg->local_owner == heap)) {
-    vam_block_t *b = p;
-    b->next = pg->free;
-    pg->free = b;
-    heap->counters.frees++;
-    if (vam_unlikely(--pg->used == 0)) vam__heap_page_empty(heap, pg);
-    return;
-  }
-slow:
   free_generic(p);
 }
 

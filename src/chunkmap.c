@@ -11,13 +11,23 @@
 
 static const uint8_t zero_leaf[(size_t)1 << VAM_MAP_LEAF_BITS];
 
-#define Z (uint8_t *)zero_leaf
-#define Z4 Z, Z, Z, Z
-#define Z16 Z4, Z4, Z4, Z4
-#define Z64 Z16, Z16, Z16, Z16
-#define Z256 Z64, Z64, Z64, Z64
-#define Z1K Z256, Z256, Z256, Z256
-uint8_t *vam__chunkmap_top[(size_t)1 << VAM_MAP_TOP_BITS] = {Z1K, Z1K, Z1K, Z1K, Z1K, Z1K, Z1K, Z1K};
+/* Slot t starts out as the shared zero leaf, biased by t (see internal.h):
+ * static, so free() works before the constructor runs. */
+#define BIAS(t) ((uintptr_t)(t) << VAM_MAP_LEAF_BITS)
+#define Z1(t) (uintptr_t)zero_leaf - BIAS(t)
+#define Z2(t) Z1(t), Z1((t) + 1)
+#define Z4(t) Z2(t), Z2((t) + 2)
+#define Z8(t) Z4(t), Z4((t) + 4)
+#define Z16(t) Z8(t), Z8((t) + 8)
+#define Z32(t) Z16(t), Z16((t) + 16)
+#define Z64(t) Z32(t), Z32((t) + 32)
+#define Z128(t) Z64(t), Z64((t) + 64)
+#define Z256(t) Z128(t), Z128((t) + 128)
+#define Z512(t) Z256(t), Z256((t) + 256)
+#define Z1K(t) Z512(t), Z512((t) + 512)
+#define Z2K(t) Z1K(t), Z1K((t) + 1024)
+#define Z4K(t) Z2K(t), Z2K((t) + 2048)
+uintptr_t vam__chunkmap_top[(size_t)1 << VAM_MAP_TOP_BITS] = {Z4K(0), Z4K(4096)};
 _Static_assert(VAM_MAP_TOP_BITS == 13, "initialiser above covers 8192 slots");
 
 pthread_mutex_t vam__map_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -26,11 +36,11 @@ int vam__chunkmap_set(uintptr_t addr, unsigned kind) {
   uintptr_t idx = addr >> VAM_CHUNK_SHIFT;
   if (idx >> (VAM_MAP_TOP_BITS + VAM_MAP_LEAF_BITS)) return EINVAL;
   size_t top = idx >> VAM_MAP_LEAF_BITS;
-  uint8_t *leaf = __atomic_load_n(&vam__chunkmap_top[top], __ATOMIC_ACQUIRE);
+  uint8_t *leaf = (uint8_t *)(__atomic_load_n(&vam__chunkmap_top[top], __ATOMIC_ACQUIRE) + BIAS(top));
   if (leaf == zero_leaf) {
     if (kind == VAM_MAP_NONE) return 0;
     pthread_mutex_lock(&vam__map_lock);
-    leaf = vam__chunkmap_top[top];
+    leaf = (uint8_t *)(vam__chunkmap_top[top] + BIAS(top));
     if (leaf == zero_leaf) {
       leaf = vam__meta_alloc((size_t)1 << VAM_MAP_LEAF_BITS);
       if (leaf == NULL) {
@@ -38,16 +48,12 @@ int vam__chunkmap_set(uintptr_t addr, unsigned kind) {
         return ENOMEM;
       }
       memset(leaf, 0, (size_t)1 << VAM_MAP_LEAF_BITS);
-      __atomic_store_n(&vam__chunkmap_top[top], leaf, __ATOMIC_RELEASE);
+      __atomic_store_n(&vam__chunkmap_top[top], (uintptr_t)leaf - BIAS(top), __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&vam__map_lock);
   }
-  uint8_t *slot = &leaf[idx & (((uintptr_t)1 << VAM_MAP_LEAF_BITS) - 1)];
-  uint8_t old = __atomic_exchange_n(slot, (uint8_t)kind, __ATOMIC_SEQ_CST);
-  /* A chunk going away: heaps that skip the map for it must stop first
-   * (the chunk is empty, so no heap is allocating from it). */
-  if (old == VAM_MAP_CHUNK && kind != VAM_MAP_CHUNK)
-    vam__heap_forget_chunk(addr & ~(uintptr_t)VAM_CHUNK_MASK);
+  __atomic_store_n(&leaf[idx & (((uintptr_t)1 << VAM_MAP_LEAF_BITS) - 1)], (uint8_t)kind,
+                   __ATOMIC_RELEASE);
   return 0;
 }
 

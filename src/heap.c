@@ -17,8 +17,7 @@
 #include "internal.h"
 
 vam_page_t vam__empty_page;
-vam_heap_t vam__empty_heap = {.last_chunk = VAM_NO_CHUNK,
-                              .direct = {[0 ... VAM_BINS - 1] = &vam__empty_page}};
+vam_heap_t vam__empty_heap = {.direct = {[0 ... VAM_BINS - 1] = &vam__empty_page}};
 __thread vam_heap_t *vam__tls_heap = &vam__empty_heap;
 
 enum { TLS_FRESH = 0, TLS_ACTIVE = 1, TLS_DONE = 2 };
@@ -29,12 +28,8 @@ static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 static vam_heap_t *pool;
 static vam_heap_t *all_heaps;
-static vam_heap_t shared_heap = {.last_chunk = VAM_NO_CHUNK,
-                                 .direct = {[0 ... VAM_BINS - 1] = &vam__empty_page},
+static vam_heap_t shared_heap = {.direct = {[0 ... VAM_BINS - 1] = &vam__empty_page},
                                  .is_shared = true};
-/* Every thread heap, pushed once and never unlinked (heaps are never
- * freed), so chunkmap.c can walk it without a lock. */
-static vam_atomic(vam_heap_t *) thread_heaps;
 
 /* ---- page queues ----------------------------------------------------------- */
 static void queue_push_front(vam_page_queue_t *q, vam_page_t *pg) {
@@ -216,15 +211,6 @@ static void drain_remote(vam_heap_t *heap) {
   }
 }
 
-/* pg becomes the page the fast path allocates from; a thread heap also
- * remembers its chunk for free() (it owns a span there, so the chunk stays
- * mapped at least until this page goes back). */
-static inline void install_direct(vam_heap_t *heap, size_t bin, vam_page_t *pg) {
-  heap->direct[bin] = pg;
-  if (!heap->is_user && !heap->is_shared)
-    vam_store_relaxed(&heap->last_chunk, (uintptr_t)vam__chunk_of(pg));
-}
-
 static inline void *page_pop(vam_heap_t *heap, vam_page_t *pg, size_t bin) {
   vam_block_t *b = pg->free;
   pg->free = b->next;
@@ -245,7 +231,7 @@ void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
         queue_remove(q, pg);
         queue_push_front(q, pg);
       }
-      install_direct(heap, bin, pg);
+      heap->direct[bin] = pg;
       return page_pop(heap, pg, bin);
     }
     page_to_full(heap, pg);
@@ -263,7 +249,7 @@ void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
   }
   vam__page_init_small(pg, bin, heap);
   queue_push_front(q, pg);
-  install_direct(heap, bin, pg);
+  heap->direct[bin] = pg;
   vam__page_extend(pg);
   return page_pop(heap, pg, bin);
 }
@@ -348,12 +334,6 @@ static vam_heap_t *heap_acquire(void) {
     heap = vam__meta_alloc(sizeof(vam_heap_t));
     if (heap == NULL) return NULL;
     heap_reset_empty(heap);
-    vam_store_relaxed(&heap->last_chunk, VAM_NO_CHUNK);
-    vam_heap_t *head = vam_load_relaxed(&thread_heaps);
-    do {
-      heap->thread_next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&thread_heaps, &head, heap,
-                                                    memory_order_release, memory_order_relaxed));
     pthread_mutex_lock(&pool_lock);
     heap->all_next = all_heaps;
     all_heaps = heap;
@@ -471,14 +451,6 @@ void vam__heap_sum_counters(uint64_t *bin_mallocs, uint64_t *frees) {
   pthread_mutex_unlock(&pool_lock);
   for (size_t b = 0; b < VAM_BINS; b++) bin_mallocs[b] += shared_heap.counters.bin_mallocs[b];
   *frees += shared_heap.counters.frees;
-}
-
-/* Chunk c stops being ours: no heap may skip the map for it any more. */
-void vam__heap_forget_chunk(uintptr_t c) {
-  for (vam_heap_t *h = vam_load_acquire(&thread_heaps); h; h = h->thread_next) {
-    uintptr_t expected = c;
-    atomic_compare_exchange_strong(&h->last_chunk, &expected, VAM_NO_CHUNK);
-  }
 }
 
 int vam__heap_init(void) {

@@ -149,11 +149,17 @@ void vam__sizeclass_init(void);
 
 /* ---- chunkmap.c: which 4 MiB ranges are ours -------------------------------- */
 enum { VAM_MAP_NONE = 0, VAM_MAP_CHUNK = 1, VAM_MAP_HUGE_HEAD = 2, VAM_MAP_HUGE_USER = 3 };
-extern uint8_t *vam__chunkmap_top[(size_t)1 << VAM_MAP_TOP_BITS];
+/* Top level: slot t holds its leaf's address minus t << VAM_MAP_LEAF_BITS,
+ * so the chunk index itself, unmasked, finds the byte (one instruction
+ * fewer on free's fast path). */
+extern uintptr_t vam__chunkmap_top[(size_t)1 << VAM_MAP_TOP_BITS];
+static inline unsigned vam__chunkmap_kind_at(uintptr_t idx) { /* idx: addr >> CHUNK_SHIFT */
+  uintptr_t top = idx >> VAM_MAP_LEAF_BITS;
+  if (vam_unlikely(top >= ((uintptr_t)1 << VAM_MAP_TOP_BITS))) return VAM_MAP_NONE;
+  return *(const uint8_t *)(vam__chunkmap_top[top] + idx);
+}
 static inline unsigned vam__chunkmap_kind(uintptr_t addr) {
-  uintptr_t idx = addr >> VAM_CHUNK_SHIFT;
-  if (vam_unlikely(idx >> (VAM_MAP_TOP_BITS + VAM_MAP_LEAF_BITS))) return VAM_MAP_NONE;
-  return vam__chunkmap_top[idx >> VAM_MAP_LEAF_BITS][idx & (((uintptr_t)1 << VAM_MAP_LEAF_BITS) - 1)];
+  return vam__chunkmap_kind_at(addr >> VAM_CHUNK_SHIFT);
 }
 int vam__chunkmap_set(uintptr_t addr, unsigned kind);
 extern pthread_mutex_t vam__map_lock;
@@ -232,7 +238,6 @@ void vam__heap_page_empty(vam_heap_t *heap, vam_page_t *pg);
 bool vam__heap_large_keep(vam_heap_t *heap, vam_page_t *pg);
 vam_page_t *vam__heap_large_take(vam_heap_t *heap, size_t units);
 void vam__heap_age_caches(vam_heap_t *heap);
-void vam__heap_forget_chunk(uintptr_t chunk);
 vam_heap_t *vam__heap_for_slow_path(bool *locked);
 void vam__heap_unlock_shared(bool locked);
 void vam__heap_thread_init(void);

@@ -127,16 +127,7 @@ typedef struct vam_heap_counters {
   uint64_t frees;                 /* frees of small blocks by the owner */
 } vam_heap_counters_t;
 
-/* No chunk: a non-canonical address, so no pointer a program can hold
- * lies in the 4 MiB after it. */
-#define VAM_NO_CHUNK ((uintptr_t)1 << 63)
-
 typedef struct vam_heap {
-  /* The chunk of the page this heap last started allocating from: free()
-   * of a pointer in it needs no chunk-map lookup.  The heap owns a span
-   * there when it is set; chunkmap.c resets it (from any thread) before
-   * that chunk stops being ours. */
-  vam_atomic(uintptr_t) last_chunk;
   vam_page_t *direct[VAM_BINS];   /* head of each bin queue, or the empty page */
   vam_heap_counters_t counters;
   vam_page_queue_t queues[VAM_BINS]; /* pages with (possibly) free blocks */
@@ -144,7 +135,6 @@ typedef struct vam_heap {
   vam_atomic(vam_page_t *) remote_pages; /* pages with frees from other threads */
   struct vam_heap *pool_next;     /* heap pool (threads that exited) */
   struct vam_heap *all_next;      /* every heap ever made, for stats */
-  struct vam_heap *thread_next;   /* every thread heap (never unlinked) */
   uint32_t page_count;
   vam_page_t *spare;              /* empty slabs kept for reuse (page next) */
   uint32_t spare_units;           /* units held in spare slabs */

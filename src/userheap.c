@@ -39,7 +39,6 @@ VAM_API vam_heap_t *vam_heap_new(const vam_heap_options *opts) {
   vam_heap_t *h = vam__meta_alloc(sizeof(vam_heap_t));
   if (h == NULL) return refuse(ENOMEM);
   memset(h, 0, sizeof *h);
-  vam_store_relaxed(&h->last_chunk, VAM_NO_CHUNK);
   for (size_t b = 0; b < VAM_BINS; b++) h->direct[b] = &vam__empty_page;
   h->is_user = true;
   pthread_mutex_init(&h->lock, NULL);

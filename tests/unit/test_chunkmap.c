@@ -51,38 +51,11 @@ static void test_set_and_clear(void **state) {
   assert_int_equal(vam__chunkmap_set((uintptr_t)1 << 50, VAM_MAP_CHUNK), EINVAL);
 }
 
-/* A chunk leaving the map also leaves every heap's free() shortcut: a
- * pointer into that range afterwards is foreign, not read as a chunk. */
-static void test_unmapped_chunk_leaves_free_shortcut(void **state) {
-  (void)state;
-  vam_free(vam_malloc(32)); /* this thread has a heap */
-  vam_heap_t *heap = vam__tls_heap;
-  size_t len = 2 * VAM_CHUNK_SIZE;
-  uint8_t *raw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  assert_true(raw != MAP_FAILED);
-  uintptr_t x = ((uintptr_t)raw + VAM_CHUNK_MASK) & ~(uintptr_t)VAM_CHUNK_MASK;
-  uintptr_t saved = vam_load_relaxed(&heap->last_chunk);
-  assert_int_equal(vam__chunkmap_set(x, VAM_MAP_CHUNK), 0);
-  vam_store_relaxed(&heap->last_chunk, x);
-  assert_int_equal(vam__chunkmap_set(x, VAM_MAP_NONE), 0);
-  assert_int_equal(vam_load_relaxed(&heap->last_chunk), VAM_NO_CHUNK);
-  /* Another heap's shortcut is left alone. */
-  vam_store_relaxed(&heap->last_chunk, saved);
-  assert_int_equal(vam__chunkmap_set(x, VAM_MAP_CHUNK), 0);
-  assert_int_equal(vam__chunkmap_set(x, VAM_MAP_NONE), 0);
-  assert_int_equal(vam_load_relaxed(&heap->last_chunk), saved);
-  uint64_t foreign0 = vam_load_relaxed(&vam__stats.foreign_frees);
-  vam_free((void *)(x + 4096));
-  assert_int_equal(vam_load_relaxed(&vam__stats.foreign_frees), foreign0 + 1);
-  munmap(raw, len);
-}
-
 int main(void) {
   vam__ensure_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_own_and_foreign),
       cmocka_unit_test(test_set_and_clear),
-      cmocka_unit_test(test_unmapped_chunk_leaves_free_shortcut),
   };
   return cmocka_run_group_tests_name("chunkmap", tests, NULL, NULL);
 }
