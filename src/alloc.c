@@ -75,7 +75,7 @@ static void *alloc_block(vam_heap_t *uheap, size_t size, size_t align, bool zero
       vam_block_t *b = pg->free;
       pg->free = b->next;
       pg->used++;
-      heap->counters.bin_mallocs[bin]++;
+      pg->mallocs++;
       p = b;
     } else {
       p = vam__heap_malloc_small_slow(heap, bin);
@@ -119,7 +119,7 @@ VAM_API void *vam_malloc(size_t size) {
     if (vam_likely(b != NULL)) {
       pg->free = b->next;
       pg->used++;
-      heap->counters.bin_mallocs[bin]++;
+      pg->mallocs++;
       return b;
     }
   }
@@ -189,7 +189,6 @@ VAM_API void vam_free(void *p) {
       vam_block_t *b = p;
       b->next = pg->free;
       pg->free = b;
-      heap->counters.frees++;
       if (vam_unlikely(--pg->used == 0)) vam__heap_page_empty(heap, pg);
       return;
     }

@@ -347,6 +347,24 @@ void vam__span_free(vam_page_t *pg) {
   vam__purge_tick();
 }
 
+void vam__chunk_sum_slabs(uint64_t *bin_mallocs, uint64_t *blocks_out) {
+  /* Under the lock no span is given back or carved, so every descriptor
+   * read here stays a descriptor; its counts may move under other
+   * threads (a report is a snapshot, exact only when they are quiet). */
+  pthread_mutex_lock(&vam__chunk_lock);
+  for (vam_chunk_t *c = chunks; c; c = c->next) {
+    for (size_t u = 1; u < VAM_UNITS;) {
+      const vam_page_t *pg = &c->pages[u];
+      if (pg->kind == VAM_PAGE_SMALL) {
+        bin_mallocs[pg->bin] += pg->mallocs;
+        *blocks_out += pg->used;
+      }
+      u += (pg->kind == VAM_PAGE_SMALL || pg->kind == VAM_PAGE_LARGE) && pg->units ? pg->units : 1;
+    }
+  }
+  pthread_mutex_unlock(&vam__chunk_lock);
+}
+
 #define PURGE_BATCH 64
 
 /* Unmap arenas whose every carved chunk is empty and idle for the delay

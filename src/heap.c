@@ -73,8 +73,16 @@ static void page_from_full(vam_heap_t *heap, vam_page_t *pg) {
   if (heap->direct[pg->bin] == &vam__empty_page) set_direct(heap, pg->bin);
 }
 
+/* The page's malloc count joins its heap's before the page stops being a
+ * slab of this heap (the stats walk only sees live slabs). */
+static inline void page_fold(vam_heap_t *heap, vam_page_t *pg) {
+  heap->counters.bin_mallocs[pg->bin] += pg->mallocs;
+  pg->mallocs = 0;
+}
+
 static void page_release(vam_heap_t *heap, vam_page_t *pg) {
   size_t bin = pg->bin;
+  page_fold(heap, pg);
   queue_remove(&heap->queues[bin], pg);
   set_direct(heap, bin);
   heap->page_count--;
@@ -102,6 +110,7 @@ void vam__heap_page_empty(vam_heap_t *heap, vam_page_t *pg) {
     set_direct(heap, bin);
     pg->local_owner = NULL; /* no block is out: nothing can be freed here, */
     pg->kind = VAM_PAGE_NONE; /* and a stray free is reported, not pushed */
+    page_fold(heap, pg);
     pg->next = heap->spare;
     heap->spare = pg;
     heap->spare_units += pg->units;
@@ -204,18 +213,18 @@ static void drain_remote(vam_heap_t *heap) {
   vam_page_t *pg = vam_exchange_acq_rel(&heap->remote_pages, NULL);
   while (pg) {
     vam_page_t *next = pg->remote_next;
-    vam__page_collect_remote(pg);
+    heap->counters.collected += vam__page_collect_remote(pg);
     if (pg->in_full) page_from_full(heap, pg);
     if (pg->used == 0) vam__heap_page_empty(heap, pg);
     pg = next;
   }
 }
 
-static inline void *page_pop(vam_heap_t *heap, vam_page_t *pg, size_t bin) {
+static inline void *page_pop(vam_page_t *pg) {
   vam_block_t *b = pg->free;
   pg->free = b->next;
   pg->used++;
-  heap->counters.bin_mallocs[bin]++;
+  pg->mallocs++;
   return b;
 }
 
@@ -232,7 +241,7 @@ void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
         queue_push_front(q, pg);
       }
       heap->direct[bin] = pg;
-      return page_pop(heap, pg, bin);
+      return page_pop(pg);
     }
     page_to_full(heap, pg);
     pg = next;
@@ -251,7 +260,7 @@ void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
   queue_push_front(q, pg);
   heap->direct[bin] = pg;
   vam__page_extend(pg);
-  return page_pop(heap, pg, bin);
+  return page_pop(pg);
 }
 
 void vam__heap_free_slow_small(vam_page_t *pg, vam_block_t *b) {
@@ -261,7 +270,6 @@ void vam__heap_free_slow_small(vam_page_t *pg, vam_block_t *b) {
     b->next = pg->free;
     pg->free = b;
     pg->used--;
-    heap->counters.frees++;
     if (pg->in_full) page_from_full(heap, pg);
     if (pg->used == 0) vam__heap_page_empty(heap, pg);
     return;
@@ -287,11 +295,16 @@ void vam__heap_release_all(vam_heap_t *heap) {
   drain_remote(heap);
   spare_release_all(heap);
   for (size_t bin = 1; bin < VAM_BINS; bin++) {
-    while (heap->queues[bin].head) page_release(heap, heap->queues[bin].head);
+    while (heap->queues[bin].head) {
+      heap->counters.discarded += heap->queues[bin].head->used;
+      page_release(heap, heap->queues[bin].head);
+    }
   }
   while (heap->full.head) {
     vam_page_t *pg = heap->full.head;
     queue_remove(&heap->full, pg);
+    heap->counters.discarded += pg->used;
+    page_fold(heap, pg);
     pg->in_full = 0;
     heap->page_count--;
     VAM_COUNT(pages_released);
@@ -418,6 +431,12 @@ void vam__heap_pool_collect(void) {
 /* Counters of first-class heaps that were destroyed, kept for the totals. */
 static vam_heap_counters_t retired;
 
+static void counters_add(vam_heap_counters_t *to, const vam_heap_counters_t *from) {
+  for (size_t b = 0; b < VAM_BINS; b++) to->bin_mallocs[b] += from->bin_mallocs[b];
+  to->collected += from->collected;
+  to->discarded += from->discarded;
+}
+
 /* First-class heaps join the list every report sums over, and leave it
  * with their counters folded into `retired`. */
 void vam__heap_register(vam_heap_t *heap) {
@@ -435,22 +454,16 @@ void vam__heap_unregister(vam_heap_t *heap) {
       break;
     }
   }
-  for (size_t b = 0; b < VAM_BINS; b++) retired.bin_mallocs[b] += heap->counters.bin_mallocs[b];
-  retired.frees += heap->counters.frees;
+  counters_add(&retired, &heap->counters);
   pthread_mutex_unlock(&pool_lock);
 }
 
-void vam__heap_sum_counters(uint64_t *bin_mallocs, uint64_t *frees) {
+void vam__heap_sum_counters(vam_heap_counters_t *sum) {
   pthread_mutex_lock(&pool_lock);
-  for (size_t b = 0; b < VAM_BINS; b++) bin_mallocs[b] += retired.bin_mallocs[b];
-  *frees += retired.frees;
-  for (vam_heap_t *h = all_heaps; h; h = h->all_next) {
-    for (size_t b = 0; b < VAM_BINS; b++) bin_mallocs[b] += h->counters.bin_mallocs[b];
-    *frees += h->counters.frees;
-  }
+  counters_add(sum, &retired);
+  for (vam_heap_t *h = all_heaps; h; h = h->all_next) counters_add(sum, &h->counters);
   pthread_mutex_unlock(&pool_lock);
-  for (size_t b = 0; b < VAM_BINS; b++) bin_mallocs[b] += shared_heap.counters.bin_mallocs[b];
-  *frees += shared_heap.counters.frees;
+  counters_add(sum, &shared_heap.counters);
 }
 
 int vam__heap_init(void) {

@@ -220,6 +220,9 @@ void vam__chunk_release_cached(void);
  * madvise per contiguous run; returns bytes purged. */
 uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t max_runs);
 bool vam__span_shrink(vam_page_t *pg, size_t new_units);
+/* For reports: adds every live slab's malloc count (by size class) and
+ * sums the blocks still out. */
+void vam__chunk_sum_slabs(uint64_t *bin_mallocs, uint64_t *blocks_out);
 
 /* ---- page.c: slabs ------------------------------------------------------- */
 void vam__page_init_small(vam_page_t *pg, size_t bin, vam_heap_t *heap);
@@ -247,7 +250,7 @@ void vam__heap_trim_own(void);
 void vam__heap_fork_prepare(void);
 void vam__heap_fork_parent(void);
 void vam__heap_fork_child(void);
-void vam__heap_sum_counters(uint64_t *bin_mallocs, uint64_t *frees);
+void vam__heap_sum_counters(vam_heap_counters_t *sum);
 void vam__heap_release_all(vam_heap_t *heap);
 void vam__heap_register(vam_heap_t *heap);
 void vam__heap_unregister(vam_heap_t *heap);

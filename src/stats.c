@@ -44,20 +44,32 @@ typedef struct totals {
 #undef VAM_TOTAL_FIELD
 } totals_t;
 
+/* The fast paths keep no call counts (each would cost an instruction per
+ * call): mallocs are counted per slab and folded into the heaps; a small
+ * block's owner-side free is derived as handed out - still out - taken
+ * back from other threads (those count as remote frees) - dropped with a
+ * destroyed heap. */
 static void compute_totals(totals_t *t) {
-  uint64_t bins[VAM_BINS] = {0};
-  uint64_t frees = 0;
-  vam__heap_sum_counters(bins, &frees);
-  t->malloc_calls = 0;
+  static vam_heap_counters_t sum; /* large: not on the stack; under stats_lock */
+  static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&stats_lock);
+  memset(&sum, 0, sizeof sum);
+  uint64_t out = 0;
+  vam__heap_sum_counters(&sum);
+  vam__chunk_sum_slabs(sum.bin_mallocs, &out);
+  uint64_t small = 0;
   t->bytes_allocated = 0;
   for (size_t b = 0; b < VAM_BINS; b++) {
-    t->malloc_calls += bins[b];
-    t->bytes_allocated += bins[b] * vam__bin_size[b];
+    small += sum.bin_mallocs[b];
+    t->bytes_allocated += sum.bin_mallocs[b] * vam__bin_size[b];
   }
+  uint64_t gone = out + sum.collected + sum.discarded;
+  uint64_t owner_frees = small > gone ? small - gone : 0;
+  pthread_mutex_unlock(&stats_lock);
   uint64_t large = vam_load_relaxed(&vam__stats.large_allocs);
   uint64_t huge = vam_load_relaxed(&vam__stats.huge_allocs);
-  t->malloc_calls += large + huge;
-  t->free_calls = frees + vam_load_relaxed(&vam__stats.remote_frees) +
+  t->malloc_calls = small + large + huge;
+  t->free_calls = owner_frees + vam_load_relaxed(&vam__stats.remote_frees) +
                   vam_load_relaxed(&vam__stats.large_frees) +
                   vam_load_relaxed(&vam__stats.huge_frees);
   t->degrade_events = vam_load_relaxed(&degrade_events);

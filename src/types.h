@@ -70,8 +70,8 @@ typedef struct __attribute__((aligned(128))) vam_page {
                                     is queued on its heap's remote stack */
   struct vam_heap *heap;         /* owner, stable while the span is assigned */
   uint8_t *start;                /* first block */
-  uint32_t capacity;             /* blocks carved so far (lazily) */
-  uint32_t reserved;             /* blocks that fit */
+  uint64_t mallocs;              /* blocks handed out since the owner last
+                                    folded this into its heap's counters */
   uint16_t units;                /* span length */
   uint16_t head_offset;          /* TAIL units: distance to the head unit */
   uint8_t bin;
@@ -80,6 +80,8 @@ typedef struct __attribute__((aligned(128))) vam_page {
   uint8_t zeroed;                /* large: span known to read as zeroes */
   struct vam_page *next, *prev;  /* bin queue or full list */
   struct vam_page *remote_next;  /* heap remote stack link */
+  uint32_t capacity;             /* blocks carved so far (lazily) */
+  uint32_t reserved;             /* blocks that fit */
 } vam_page_t;
 
 typedef struct vam_page_queue {
@@ -120,11 +122,15 @@ typedef struct vam_huge {
   struct vam_huge *heap_next, *heap_prev; /* that heap's huge objects */
 } vam_huge_t;
 
-/* Per-heap counters, written only by the owning thread with plain stores
- * (the fast path cannot afford atomics); readers sum them for reports. */
+/* Per-heap counters, written only by the owning thread with plain stores;
+ * readers sum them for reports.  The fast paths count nothing here: malloc
+ * counts on its page (folded in when the page is given up), and frees are
+ * derived: blocks handed out, minus those still out, minus those counted
+ * elsewhere (stats.c). */
 typedef struct vam_heap_counters {
-  uint64_t bin_mallocs[VAM_BINS]; /* allocations served per size class */
-  uint64_t frees;                 /* frees of small blocks by the owner */
+  uint64_t bin_mallocs[VAM_BINS]; /* allocations served per size class (folded) */
+  uint64_t collected;             /* remote frees taken back into this heap's pages */
+  uint64_t discarded;             /* blocks still out when a heap was destroyed */
 } vam_heap_counters_t;
 
 typedef struct vam_heap {
