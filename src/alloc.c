@@ -144,7 +144,8 @@ static vam_noinline void free_generic(void *p) {
     vam_page_t *pg = vam__page_of(c, p);
     if (pg->kind == VAM_PAGE_SMALL) {
       size_t off = (size_t)((uint8_t *)p - pg->start);
-      if (off % pg->block_size != 0 || off / pg->block_size >= pg->capacity) {
+      size_t i = vam__bin_div(pg->bin, off);
+      if (i * pg->block_size != off || i >= pg->capacity) {
         vam__corruption("free of a pointer inside a block", p);
         return;
       }
@@ -218,7 +219,7 @@ static size_t usable_size(const void *p) {
     vam_page_t *pg = vam__page_of(c, p);
     if (pg->kind == VAM_PAGE_SMALL) {
       size_t off = (size_t)((const uint8_t *)p - pg->start);
-      return off % pg->block_size == 0 ? pg->block_size : 0;
+      return vam__bin_div(pg->bin, off) * pg->block_size == off ? pg->block_size : 0;
     }
     if (pg->kind == VAM_PAGE_LARGE && (const uint8_t *)p == pg->start) return pg->block_size;
     return 0;

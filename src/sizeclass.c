@@ -18,6 +18,10 @@
 uint8_t vam__bin_of_small[VAM_FAST_MAX + 1];
 uint32_t vam__bin_size[VAM_BINS];
 uint16_t vam__bin_units[VAM_BINS];
+/* floor(2^40 / size) + 1.  For off < 2^22 the product's error is below
+ * 2^-18, less than 1/size for every size up to 2^18: the quotient is
+ * exact. */
+uint64_t vam__bin_recip[VAM_BINS];
 
 static size_t bin_size_formula(size_t bin) {
   if (bin <= 1) return 8;
@@ -56,6 +60,7 @@ void vam__sizeclass_init(void) {
     }
     vam__bin_units[b] = (uint16_t)best;
   }
+  for (size_t b = 1; b < VAM_BINS; b++) vam__bin_recip[b] = ((uint64_t)1 << 40) / vam__bin_size[b] + 1;
   vam__bin_size[0] = 0;
   for (size_t i = 0; i <= VAM_FAST_MAX; i++) vam__bin_of_small[i] = (uint8_t)vam__bin_of(i);
 }

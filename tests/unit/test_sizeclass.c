@@ -67,12 +67,27 @@ static void test_usable_size_is_class(void **state) {
   }
 }
 
+/* The reciprocal division free() uses agrees with real division for every
+ * class at every offset where they could part: just below, at and just
+ * above each multiple of the size, across a whole chunk. */
+static void test_bin_div_exact(void **state) {
+  (void)state;
+  for (size_t b = 1; b < VAM_BINS; b++) {
+    size_t bs = vam__bin_size[b];
+    for (size_t m = 0; m <= VAM_CHUNK_SIZE; m += bs) {
+      for (size_t off = m ? m - 1 : 0; off <= m + 1 && off < VAM_CHUNK_SIZE; off++)
+        if (vam__bin_div(b, off) != off / bs) fail_msg("bin %zu (size %zu) off %zu", b, bs, off);
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trip_every_size),
       cmocka_unit_test(test_class_alignment),
       cmocka_unit_test(test_slab_lengths),
       cmocka_unit_test(test_usable_size_is_class),
+      cmocka_unit_test(test_bin_div_exact),
   };
   return cmocka_run_group_tests_name("sizeclass", tests, setup, NULL);
 }
