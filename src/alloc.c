@@ -187,11 +187,18 @@ VAM_API void vam_free(void *p) {
     vam_page_t *pg = vam__unit_page_of((vam_chunk_t *)(idx << VAM_CHUNK_SHIFT), p);
     vam_heap_t *heap = vam__tls_heap;
     if (vam_likely(pg->local_owner == heap)) {
+    push:;
       vam_block_t *b = p;
       b->next = pg->free;
       pg->free = b;
       if (vam_unlikely(--pg->used == 0)) vam__heap_page_empty(heap, pg);
       return;
+    }
+    /* A later unit of a multi-unit slab: its descriptor points back to
+     * the slab's, which may well be ours. */
+    if (pg->kind == VAM_PAGE_TAIL) {
+      pg -= pg->head_offset;
+      if (vam_likely(pg->local_owner == heap)) goto push;
     }
   }
   free_generic(p);
