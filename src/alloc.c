@@ -111,9 +111,12 @@ void *vam__alloc_in_heap(vam_heap_t *heap, size_t size, size_t align, bool zero)
 void *vam__malloc_slow(size_t size) { return alloc_generic(size, 0, false); }
 
 VAM_API void *vam_malloc(size_t size) {
-  if (vam_likely(size <= VAM_FAST_MAX)) {
+  size_t bin;
+  if (vam_likely(size <= VAM_FAST_MAX)) bin = vam__bin_of_small[size];
+  else if (size <= VAM_MID_MAX) bin = vam__bin_of_mid[(size + 127) >> 7];
+  else return alloc_generic(size, 0, false);
+  {
     vam_heap_t *heap = vam__tls_heap;
-    size_t bin = vam__bin_of_small[size];
     vam_page_t *pg = heap->direct[bin];
     vam_block_t *b = pg->free;
     if (vam_likely(b != NULL)) {

@@ -142,6 +142,9 @@ bool vam__parse_u64(const char *s, uint64_t *out, bool allow_suffix);
 
 /* ---- sizeclass.c ---------------------------------------------------------- */
 extern uint8_t vam__bin_of_small[VAM_FAST_MAX + 1]; /* indexed by the size itself */
+/* Above VAM_FAST_MAX classes are at least 128 bytes apart, with bounds on
+ * multiples of 128: indexed by (size + 127) >> 7. */
+extern uint8_t vam__bin_of_mid[VAM_MID_MAX / 128 + 1];
 extern uint32_t vam__bin_size[VAM_BINS];
 extern uint16_t vam__bin_units[VAM_BINS];
 extern uint64_t vam__bin_recip[VAM_BINS];

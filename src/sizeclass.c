@@ -16,6 +16,7 @@
 /* One byte per size up to VAM_FAST_MAX: malloc's fast path indexes it by
  * the size as given, with no rounding instructions. */
 uint8_t vam__bin_of_small[VAM_FAST_MAX + 1];
+uint8_t vam__bin_of_mid[VAM_MID_MAX / 128 + 1];
 uint32_t vam__bin_size[VAM_BINS];
 uint16_t vam__bin_units[VAM_BINS];
 /* floor(2^40 / size) + 1.  For off < 2^22 the product's error is below
@@ -63,4 +64,5 @@ void vam__sizeclass_init(void) {
   for (size_t b = 1; b < VAM_BINS; b++) vam__bin_recip[b] = ((uint64_t)1 << 40) / vam__bin_size[b] + 1;
   vam__bin_size[0] = 0;
   for (size_t i = 0; i <= VAM_FAST_MAX; i++) vam__bin_of_small[i] = (uint8_t)vam__bin_of(i);
+  for (size_t i = 0; i <= VAM_MID_MAX / 128; i++) vam__bin_of_mid[i] = (uint8_t)vam__bin_of(i * 128);
 }

@@ -32,6 +32,7 @@
 /* Size classes (sizeclass.c has the spacing formula). */
 #define VAM_SMALL_MAX ((size_t)256 * 1024)
 #define VAM_FAST_MAX 1024           /* sizes served by the table lookup */
+#define VAM_MID_MAX 32768           /* ... and by the coarser one (128-byte steps) */
 #define VAM_BINS 98                 /* bins 1..VAM_BINS-1 are used; bin 0 = size 0 */
 /* Large objects: spans of whole units inside a chunk. */
 #define VAM_LARGE_MAX ((size_t)2 * 1024 * 1024)

@@ -28,6 +28,7 @@ static void test_round_trip_every_size(void **state) {
     else assert_true(cs - n < 16);
     assert_int_equal(vam__bin_of(cs), bin);
     if (n <= VAM_FAST_MAX) assert_int_equal(vam__bin_of_small[n], bin);
+    else if (n <= VAM_MID_MAX) assert_int_equal(vam__bin_of_mid[(n + 127) >> 7], bin);
     prev_bin = bin;
   }
   assert_int_equal(vam__bin_of(VAM_SMALL_MAX), VAM_BINS - 1);
