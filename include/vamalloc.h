@@ -198,7 +198,7 @@ VAM_API int vam_pages_release(void *addr, size_t size);
   C(huge_allocs, "allocations served by their own mapping")                          \
   C(large_frees, "large spans freed")                                                \
   C(huge_frees, "huge mappings freed")                                               \
-  C(remote_frees, "frees from a thread other than the owner")                        \
+  T(remote_frees, "frees from a thread other than the owner")                        \
   C(foreign_frees, "free/realloc/usable_size of pointers vamalloc never handed out") \
   C(invalid_frees, "frees of heap addresses that are not a live block start")        \
   C(enomem_returns, "allocations that returned NULL with ENOMEM")                    \

@@ -65,11 +65,12 @@ static void compute_totals(totals_t *t) {
   }
   uint64_t gone = out + sum.collected + sum.discarded;
   uint64_t owner_frees = small > gone ? small - gone : 0;
+  t->remote_frees = sum.remote_frees;
   pthread_mutex_unlock(&stats_lock);
   uint64_t large = vam_load_relaxed(&vam__stats.large_allocs);
   uint64_t huge = vam_load_relaxed(&vam__stats.huge_allocs);
   t->malloc_calls = small + large + huge;
-  t->free_calls = owner_frees + vam_load_relaxed(&vam__stats.remote_frees) +
+  t->free_calls = owner_frees + t->remote_frees +
                   vam_load_relaxed(&vam__stats.large_frees) +
                   vam_load_relaxed(&vam__stats.huge_frees);
   t->degrade_events = vam_load_relaxed(&degrade_events);

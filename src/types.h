@@ -132,6 +132,9 @@ typedef struct vam_heap_counters {
   uint64_t bin_mallocs[VAM_BINS]; /* allocations served per size class (folded) */
   uint64_t collected;             /* remote frees taken back into this heap's pages */
   uint64_t discarded;             /* blocks still out when a heap was destroyed */
+  uint64_t remote_frees;          /* frees of other heaps' blocks by this thread
+                                     (a shared atomic here made both cores of
+                                     sh8bench fight over one cache line) */
 } vam_heap_counters_t;
 
 typedef struct vam_heap {
