@@ -191,9 +191,9 @@ VAM_API int vam_pages_release(void *addr, size_t size);
   T(free_calls, "frees of vamalloc blocks")                                          \
   T(bytes_allocated, "bytes handed out as small blocks (their size-class sizes)")    \
   T(degrade_events, "times the process went from ok to degraded")                    \
-  C(calloc_calls, "calloc calls")                                                    \
-  C(realloc_calls, "realloc calls")                                                  \
-  C(aligned_calls, "aligned allocation calls (posix_memalign, aligned_alloc...)")    \
+  T(calloc_calls, "calloc calls")                                                    \
+  T(realloc_calls, "realloc calls")                                                  \
+  T(aligned_calls, "aligned allocation calls (posix_memalign, aligned_alloc...)")    \
   C(large_allocs, "allocations served as large spans")                               \
   C(huge_allocs, "allocations served by their own mapping")                          \
   C(large_frees, "large spans freed")                                                \

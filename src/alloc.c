@@ -132,7 +132,7 @@ VAM_API void *vam_malloc(size_t size) {
 VAM_API void *vam_calloc(size_t count, size_t size) {
   size_t total;
   if (__builtin_mul_overflow(count, size, &total)) return fail_enomem();
-  VAM_COUNT(calloc_calls);
+  vam__count_call(VAM_CALL_CALLOC);
   return alloc_generic(total, 0, true);
 }
 
@@ -253,7 +253,7 @@ VAM_API size_t vam_usable_size(const void *p) {
 VAM_API void *vam_realloc(void *p, size_t size) {
   if (p == NULL) return vam_malloc(size);
   if (size > VAM_MAX_REQUEST) return fail_enomem();
-  VAM_COUNT(realloc_calls);
+  vam__count_call(VAM_CALL_REALLOC);
   size_t old = usable_size(p);
   if (old == 0) {
     /* Not ours: we cannot know how much to copy, so refuse rather than
@@ -306,7 +306,7 @@ VAM_API void *vam_reallocarray(void *p, size_t count, size_t size) {
 /* ---- aligned ---------------------------------------------------------------- */
 
 static void *aligned(size_t align, size_t size) {
-  VAM_COUNT(aligned_calls);
+  vam__count_call(VAM_CALL_ALIGNED);
   return alloc_generic(size, align, false);
 }
 

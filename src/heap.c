@@ -25,6 +25,7 @@ static __thread uint8_t tls_state;
 
 static pthread_key_t heap_key;
 static vam_atomic(uint64_t) remote_frees_heapless; /* by threads in teardown */
+vam_atomic(uint64_t) vam__heapless_calls[VAM_CALL_KINDS];
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 static vam_heap_t *pool;
@@ -438,6 +439,7 @@ static void counters_add(vam_heap_counters_t *to, const vam_heap_counters_t *fro
   to->collected += from->collected;
   to->discarded += from->discarded;
   to->remote_frees += from->remote_frees;
+  for (size_t k = 0; k < VAM_CALL_KINDS; k++) to->calls[k] += from->calls[k];
 }
 
 /* First-class heaps join the list every report sums over, and leave it
@@ -468,6 +470,7 @@ void vam__heap_sum_counters(vam_heap_counters_t *sum) {
   pthread_mutex_unlock(&pool_lock);
   counters_add(sum, &shared_heap.counters);
   sum->remote_frees += vam_load_relaxed(&remote_frees_heapless);
+  for (size_t k = 0; k < VAM_CALL_KINDS; k++) sum->calls[k] += vam_load_relaxed(&vam__heapless_calls[k]);
 }
 
 int vam__heap_init(void) {

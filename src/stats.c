@@ -66,6 +66,9 @@ static void compute_totals(totals_t *t) {
   uint64_t gone = out + sum.collected + sum.discarded;
   uint64_t owner_frees = small > gone ? small - gone : 0;
   t->remote_frees = sum.remote_frees;
+  t->calloc_calls = sum.calls[VAM_CALL_CALLOC];
+  t->realloc_calls = sum.calls[VAM_CALL_REALLOC];
+  t->aligned_calls = sum.calls[VAM_CALL_ALIGNED];
   pthread_mutex_unlock(&stats_lock);
   uint64_t large = vam_load_relaxed(&vam__stats.large_allocs);
   uint64_t huge = vam_load_relaxed(&vam__stats.huge_allocs);

@@ -135,6 +135,7 @@ typedef struct vam_heap_counters {
   uint64_t remote_frees;          /* frees of other heaps' blocks by this thread
                                      (a shared atomic here made both cores of
                                      sh8bench fight over one cache line) */
+  uint64_t calls[3];              /* calloc, realloc, aligned calls (internal.h) */
 } vam_heap_counters_t;
 
 typedef struct vam_heap {
