@@ -1,8 +1,10 @@
 /* alloc.c: the public malloc family (vam_*), with the fast paths.
  *
- * malloc fast path: size -> bin by table, heap->direct[bin]->free non-NULL,
- * pop.  free fast path: chunk-map says "ours", mask to the chunk, find the
- * page, page->local_owner is this thread's heap, push.  Everything else
+ * malloc fast path: size -> bin by table (byte steps to 1 KiB, 128-byte
+ * steps to 32 KiB), heap->direct[bin]->free non-NULL, pop.  free fast path:
+ * chunk-map says "ours", mask to the chunk, find the unit's descriptor (or,
+ * for a later unit of a slab, the slab's), local_owner is this thread's
+ * heap, push.  No shared counter is touched on either.  Everything else
  * (first use, empty list, full page, other thread, large, huge, foreign
  * pointer) goes to a slow path in this file. */
 #include <stdlib.h>

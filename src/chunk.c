@@ -2,7 +2,8 @@
  *
  * Every chunk lives on one list under vam__chunk_lock; a span is found by a
  * first-fit scan of each chunk's 128-bit used map (chunks with too few free
- * units are skipped on a counter).  Span allocation happens once per slab or
+ * units are skipped on a counter, and per-length hints skip the chunks
+ * known to have no run that long).  Span allocation happens once per slab or
  * large object, never on a fast path, so one lock is affordable; the lock
  * is never held across a kernel call that can sleep in the retry loop.
  *

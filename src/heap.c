@@ -12,6 +12,10 @@
  * on the page's remote list and the heap finds it later.  Any thread that
  * runs short of memory drains pooled heaps first (vam__heap_pool_collect).
  *
+ * Each heap also caches empty slabs and freed large spans for its own next
+ * allocations (bounded, aged out after the purge delay), and counts its
+ * calls in plain fields the statistics sum.
+ *
  * A thread that allocates after its heap was handed back (other libraries'
  * TLS destructors do) uses one shared heap under a lock. */
 #include "internal.h"
