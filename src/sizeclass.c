@@ -8,9 +8,12 @@
  * slab starts on a 32 KiB unit, so every block is 16-byte aligned and blocks
  * of a power-of-two class are aligned to their size.
  *
- * Slab length: the fewest units holding at least 4 blocks (at least one
- * unit), then among that and the next three lengths the one wasting the
- * smallest share of the slab's tail. */
+ * Slab length: the fewest units holding 4 blocks, or 128 KiB of blocks
+ * (at least one) for classes above 32 KiB, then among that and the next
+ * three lengths the one wasting the smallest share of the slab's tail.  A
+ * slab stays with its heap while any of its blocks is out, so big classes
+ * get short slabs: peak RSS fell 13% on realloc_growth and 10% on
+ * frag_rss (and rose 8% on alloc_test). */
 #include "internal.h"
 
 /* One byte per size up to VAM_FAST_MAX: malloc's fast path indexes it by
@@ -46,7 +49,10 @@ void vam__sizeclass_init(void) {
   for (size_t b = 1; b < VAM_BINS; b++) {
     size_t bs = bin_size_formula(b);
     vam__bin_size[b] = (uint32_t)bs;
-    size_t units = (4 * bs + VAM_UNIT_SIZE - 1) / VAM_UNIT_SIZE;
+    /* Four blocks, but no more than 128 KiB of them: a slab of big blocks
+     * stays with its heap while any one is out, so fewer is less kept. */
+    size_t want = 4 * bs < 131072 ? 4 * bs : (bs > 131072 ? bs : 131072);
+    size_t units = (want + VAM_UNIT_SIZE - 1) / VAM_UNIT_SIZE;
     if (units == 0) units = 1;
     size_t best = units;
     size_t best_waste_num = (units * VAM_UNIT_SIZE) % bs, best_den = units * VAM_UNIT_SIZE;
