@@ -46,6 +46,9 @@ static void *alloc_large(vam_heap_t *cache, size_t size, size_t align, bool zero
   if (cache && align_units == 1) {
     vam__heap_age_caches(cache);
     pg = vam__heap_large_take(cache, units);
+    /* A program served from its cache alone must still purge (the span
+     * allocator's tick is not on this path). */
+    if (pg) vam__purge_tick();
   }
   if (pg == NULL) pg = vam__span_alloc(units, align_units, &zeroed);
   if (pg == NULL) return NULL;
@@ -165,7 +168,8 @@ static vam_noinline void free_generic(void *p) {
       if (pg->heap) vam__userheap_forget_large(pg);
       VAM_GAUGE(large_bytes, -(int64_t)pg->block_size);
       VAM_COUNT(large_frees);
-      if (!vam__heap_large_keep(vam__tls_heap, pg)) vam__span_free(pg);
+      if (vam__heap_large_keep(vam__tls_heap, pg)) vam__purge_tick();
+      else vam__span_free(pg);
       return;
     }
     vam__corruption("free of a pointer that is not a live block", p);

@@ -121,6 +121,7 @@ void vam__heap_page_empty(vam_heap_t *heap, vam_page_t *pg) {
     heap->spare = pg;
     heap->spare_units += pg->units;
     heap->cache_used_ms = vam_load_relaxed(&vam__purge_clock_ms);
+    vam__purge_tick();
     return;
   }
   page_release(heap, pg);
@@ -253,6 +254,7 @@ void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
     pg = next;
   }
   pg = spare_take(heap, vam__bin_units[bin]);
+  if (pg) vam__purge_tick(); /* the span allocator's tick is not on this path */
   if (pg == NULL) {
     pg = vam__span_alloc(vam__bin_units[bin], 1, NULL);
     if (pg == NULL) {

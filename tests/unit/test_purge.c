@@ -63,6 +63,27 @@ static void test_purge_after_delay(void **state) {
   vam_free(keep);
 }
 
+/* A program whose large mallocs all hit its thread's span cache never
+ * reaches the span allocator: purging must still run for it. */
+static void test_purge_runs_on_cache_hits(void **state) {
+  (void)state;
+  vam_free(vam_malloc(16)); /* this thread gets its heap, and caches */
+  vam_collect(true);         /* empty ones */
+  vam__options.purge_delay_ms = 50;
+  size_t sz = (size_t)10 * VAM_UNIT_SIZE;
+  enum { N = 12 }; /* 120 units: more than the 64-unit cache holds */
+  unsigned char *p[N];
+  for (int i = 0; i < N; i++) {
+    assert_non_null(p[i] = vam_malloc(sz));
+    memset(p[i], 3, sz);
+  }
+  for (int i = 0; i < N; i++) vam_free(p[i]); /* 6 cached, 6 back to their chunk */
+  uint64_t bytes0 = stat(&vam__stats.purged_bytes);
+  vam__os_sleep_us(120 * 1000);
+  for (int i = 0; i < 4; i++) vam_free(vam_malloc(sz)); /* cache hits only */
+  assert_true(stat(&vam__stats.purged_bytes) - bytes0 >= 6 * sz);
+}
+
 static void test_huge_cache_reuse(void **state) {
   (void)state;
   vam__options.purge_delay_ms = 3600000;
@@ -132,6 +153,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_idle_spans_purged_in_one_run),
       cmocka_unit_test(test_purge_after_delay),
+      cmocka_unit_test(test_purge_runs_on_cache_hits),
       cmocka_unit_test(test_huge_cache_reuse),
       cmocka_unit_test(test_huge_realloc_growth),
       cmocka_unit_test(test_madv_free_mode),
