@@ -44,11 +44,12 @@ static void *alloc_large(vam_heap_t *cache, size_t size, size_t align, bool zero
   bool zeroed = false;
   vam_page_t *pg = NULL;
   if (cache && align_units == 1) {
+    /* A program served from its cache alone must still purge (the span
+     * allocator's tick is not on this path); ticking first also moves the
+     * clock the cache ages by. */
+    vam__purge_tick();
     vam__heap_age_caches(cache);
     pg = vam__heap_large_take(cache, units);
-    /* A program served from its cache alone must still purge (the span
-     * allocator's tick is not on this path). */
-    if (pg) vam__purge_tick();
   }
   if (pg == NULL) pg = vam__span_alloc(units, align_units, &zeroed);
   if (pg == NULL) return NULL;

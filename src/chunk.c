@@ -366,6 +366,33 @@ void vam__chunk_sum_slabs(uint64_t *bin_mallocs, uint64_t *blocks_out) {
   pthread_mutex_unlock(&vam__chunk_lock);
 }
 
+/* A span that sat unused in a thread cache for the purge delay: its pages
+ * go back at once (it is still ours, so nothing races the madvise), then
+ * its units.  Going through the chunk's own delay would keep them
+ * resident for a second delay. */
+void vam__span_free_idle(vam_page_t *pg) {
+  vam_chunk_t *c = vam__chunk_of(pg);
+  size_t start = (size_t)(pg - c->pages), n = pg->units;
+  if (vam__purge_ok_now()) {
+    bool zeroed = false;
+    size_t len = n * VAM_UNIT_SIZE;
+    int err = vam__os_purge((uint8_t *)c + start * VAM_UNIT_SIZE, len, vam__purge_lazy_free(), &zeroed);
+    if (err == 0) {
+      VAM_COUNT(purge_runs);
+      vam_stat_add(&vam__stats.purged_bytes, len);
+      if (zeroed) {
+        pthread_mutex_lock(&vam__chunk_lock);
+        bits_clear(c->dirty_map, start, n);
+        pthread_mutex_unlock(&vam__chunk_lock);
+      }
+    } else {
+      VAM_COUNT(decommit_failures);
+      vam__health_fail(VAM_HEALTH_DECOMMIT, "madvise gave up: pages stay committed, retried later");
+    }
+  }
+  vam__span_free(pg);
+}
+
 #define PURGE_BATCH 64
 
 /* Unmap arenas whose every carved chunk is empty and idle for the delay

@@ -141,7 +141,7 @@ static vam_page_t *spare_take(vam_heap_t *heap, size_t units) {
   return NULL;
 }
 
-static void spare_release_all(vam_heap_t *heap);
+static void spare_release_all(vam_heap_t *heap, bool idle);
 
 /* Large spans freed by this thread, kept for its next large malloc: a
  * program that churns 64-512 KiB buffers skips the chunk lock and the
@@ -175,13 +175,15 @@ vam_page_t *vam__heap_large_take(vam_heap_t *heap, size_t units) {
   return NULL;
 }
 
-static void large_cache_release_all(vam_heap_t *heap) {
+/* idle: the spans sat unused for the purge delay (see vam__span_free_idle). */
+static void large_cache_release_all(vam_heap_t *heap, bool idle) {
   while (heap->large_cache) {
     vam_page_t *pg = heap->large_cache;
     heap->large_cache = pg->next;
     pg->next = NULL;
     heap->large_cache_units -= pg->units;
-    vam__span_free(pg);
+    if (idle) vam__span_free_idle(pg);
+    else vam__span_free(pg);
   }
 }
 
@@ -197,12 +199,12 @@ void vam__heap_age_caches(vam_heap_t *heap) {
   if (idle < CACHE_MIN_IDLE_MS) idle = CACHE_MIN_IDLE_MS;
   uint64_t now = vam_load_relaxed(&vam__purge_clock_ms);
   if (now > heap->cache_used_ms && now - heap->cache_used_ms >= idle) {
-    spare_release_all(heap);
-    large_cache_release_all(heap);
+    spare_release_all(heap, true);
+    large_cache_release_all(heap, true);
   }
 }
 
-static void spare_release_all(vam_heap_t *heap) {
+static void spare_release_all(vam_heap_t *heap, bool idle) {
   while (heap->spare) {
     vam_page_t *pg = heap->spare;
     heap->spare = pg->next;
@@ -210,7 +212,8 @@ static void spare_release_all(vam_heap_t *heap) {
     heap->spare_units -= pg->units;
     heap->page_count--;
     VAM_COUNT(pages_released);
-    vam__span_free(pg);
+    if (idle) vam__span_free_idle(pg);
+    else vam__span_free(pg);
   }
 }
 
@@ -302,7 +305,7 @@ static void heap_reset_empty(vam_heap_t *heap);
  * these pages any more. */
 void vam__heap_release_all(vam_heap_t *heap) {
   drain_remote(heap);
-  spare_release_all(heap);
+  spare_release_all(heap, false);
   for (size_t bin = 1; bin < VAM_BINS; bin++) {
     while (heap->queues[bin].head) {
       heap->counters.discarded += heap->queues[bin].head->used;
@@ -331,8 +334,8 @@ static void heap_reset_empty(vam_heap_t *heap) {
  * collector).  Pages still holding blocks stay with the heap. */
 static void heap_trim(vam_heap_t *heap) {
   drain_remote(heap);
-  spare_release_all(heap);
-  large_cache_release_all(heap);
+  spare_release_all(heap, false);
+  large_cache_release_all(heap, false);
   for (size_t bin = 1; bin < VAM_BINS; bin++) {
     vam_page_t *pg = heap->queues[bin].head;
     while (pg) {

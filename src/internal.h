@@ -223,6 +223,7 @@ static inline vam_page_t *vam__page_of(vam_chunk_t *c, const void *p) {
  * Returns NULL (errno untouched, caller sets ENOMEM) when memory is out. */
 vam_page_t *vam__span_alloc(size_t units, size_t align_units, bool *zeroed);
 void vam__span_free(vam_page_t *pg);
+void vam__span_free_idle(vam_page_t *pg);
 bool vam__span_try_grow(vam_page_t *pg, size_t new_units);
 void vam__chunk_release_cached(void);
 /* Give back free units idle for at least delay_ms (all, with force), one
@@ -293,6 +294,8 @@ extern pthread_mutex_t vam__huge_cache_lock;
 /* ---- purge.c: when memory goes back ----------------------------------------- */
 /* Called from slow paths: purges what is due, at most every delay/4. */
 void vam__purge_tick(void);
+/* False while purging backs off after a give-up (purge.c). */
+bool vam__purge_ok_now(void);
 /* When the last purge pass ran (ms): the coarse clock thread caches age
  * by, read without a system call. */
 extern vam_atomic(uint64_t) vam__purge_clock_ms;

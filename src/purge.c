@@ -53,6 +53,11 @@ static void purge_pass(bool force) {
   vam_store_release(&purging, 0);
 }
 
+bool vam__purge_ok_now(void) {
+  return vam_load_relaxed(&backoff_ms) == 0 ||
+         vam__os_now_ms() >= vam_load_relaxed(&backoff_until_ms);
+}
+
 void vam__purge_tick(void) {
   uint64_t now = vam__os_now_ms();
   if (now - vam_load_relaxed(&last_check_ms) < vam__options.purge_delay_ms / 4) return;
