@@ -187,8 +187,8 @@ static void large_cache_release_all(vam_heap_t *heap, bool idle) {
   }
 }
 
-/* Caches unused for the purge delay go back to their chunks, where the
- * purge returns them to the OS.  They are a speed device, not free memory,
+/* Caches unused for the purge delay go back to their chunks, their pages
+ * returned to the OS on the way.  They are a speed device, not free memory,
  * so they stay at least CACHE_MIN_IDLE_MS even when the delay is 0 (else
  * every span would go back and be fetched again, a madvise each time). */
 #define CACHE_MIN_IDLE_MS 100
