@@ -77,15 +77,7 @@ static void *alloc_block(vam_heap_t *uheap, size_t size, size_t align, bool zero
     bool locked = false;
     vam_heap_t *heap = uheap ? uheap : vam__heap_for_slow_path(&locked);
     vam_page_t *pg = heap->direct[bin];
-    if (pg->free) {
-      vam_block_t *b = pg->free;
-      pg->free = b->next;
-      pg->used++;
-      pg->mallocs++;
-      p = b;
-    } else {
-      p = vam__heap_malloc_small_slow(heap, bin);
-    }
+    p = pg->free ? vam__page_pop(pg, pg->free) : vam__heap_malloc_small_slow(heap, bin);
     vam__heap_unlock_shared(locked);
     if (p && zero) memset(p, 0, vam__bin_size[bin]);
   } else if (size <= VAM_LARGE_MAX && align < VAM_CHUNK_SIZE / 2) {
@@ -114,8 +106,6 @@ void *vam__alloc_in_heap(vam_heap_t *heap, size_t size, size_t align, bool zero)
   return alloc_block(heap, size, align, zero);
 }
 
-void *vam__malloc_slow(size_t size) { return alloc_generic(size, 0, false); }
-
 VAM_API void *vam_malloc(size_t size) {
   size_t bin;
   if (vam_likely(size <= VAM_FAST_MAX)) bin = vam__bin_of_small[size];
@@ -125,12 +115,7 @@ VAM_API void *vam_malloc(size_t size) {
     vam_heap_t *heap = vam__tls_heap;
     vam_page_t *pg = heap->direct[bin];
     vam_block_t *b = pg->free;
-    if (vam_likely(b != NULL)) {
-      pg->free = b->next;
-      pg->used++;
-      pg->mallocs++;
-      return b;
-    }
+    if (vam_likely(b != NULL)) return vam__page_pop(pg, b);
   }
   return alloc_generic(size, 0, false);
 }

@@ -230,14 +230,6 @@ static void drain_remote(vam_heap_t *heap) {
   }
 }
 
-static inline void *page_pop(vam_page_t *pg) {
-  vam_block_t *b = pg->free;
-  pg->free = b->next;
-  pg->used++;
-  pg->mallocs++;
-  return b;
-}
-
 void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
   drain_remote(heap);
   vam__heap_age_caches(heap);
@@ -251,7 +243,7 @@ void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
         queue_push_front(q, pg);
       }
       heap->direct[bin] = pg;
-      return page_pop(pg);
+      return vam__page_pop(pg, pg->free);
     }
     page_to_full(heap, pg);
     pg = next;
@@ -271,7 +263,7 @@ void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
   queue_push_front(q, pg);
   heap->direct[bin] = pg;
   vam__page_extend(pg);
-  return page_pop(pg);
+  return vam__page_pop(pg, pg->free);
 }
 
 void vam__heap_free_slow_small(vam_page_t *pg, vam_block_t *b) {

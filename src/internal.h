@@ -236,6 +236,13 @@ void vam__chunk_sum_slabs(uint64_t *bin_mallocs, uint64_t *blocks_out);
 
 /* ---- page.c: slabs ------------------------------------------------------- */
 void vam__page_init_small(vam_page_t *pg, size_t bin, vam_heap_t *heap);
+/* Hand out b, the head of pg's free list (every malloc path ends here). */
+static inline void *vam__page_pop(vam_page_t *pg, vam_block_t *b) {
+  pg->free = b->next;
+  pg->used++;
+  pg->mallocs++;
+  return b;
+}
 bool vam__page_extend(vam_page_t *pg);
 uint32_t vam__page_collect_remote(vam_page_t *pg);
 void vam__page_remote_free(vam_page_t *pg, vam_block_t *b);
@@ -305,7 +312,6 @@ void vam__purge_fork_child(void);
 void vam__release_unused(void);
 
 /* ---- alloc.c -------------------------------------------------------------- */
-void *vam__malloc_slow(size_t size);
 /* Allocate from a first-class heap whose lock the caller holds; NULL when
  * out of memory (errno not set). */
 void *vam__alloc_in_heap(vam_heap_t *heap, size_t size, size_t align, bool zero);
