@@ -373,22 +373,13 @@ void vam__chunk_sum_slabs(uint64_t *bin_mallocs, uint64_t *blocks_out) {
 void vam__span_free_idle(vam_page_t *pg) {
   vam_chunk_t *c = vam__chunk_of(pg);
   size_t start = (size_t)(pg - c->pages), n = pg->units;
-  if (vam__purge_ok_now()) {
-    bool zeroed = false;
-    size_t len = n * VAM_UNIT_SIZE;
-    int err = vam__os_purge((uint8_t *)c + start * VAM_UNIT_SIZE, len, vam__purge_lazy_free(), &zeroed);
-    if (err == 0) {
-      VAM_COUNT(purge_runs);
-      vam_stat_add(&vam__stats.purged_bytes, len);
-      if (zeroed) {
-        pthread_mutex_lock(&vam__chunk_lock);
-        bits_clear(c->dirty_map, start, n);
-        pthread_mutex_unlock(&vam__chunk_lock);
-      }
-    } else {
-      VAM_COUNT(decommit_failures);
-      vam__health_fail(VAM_HEALTH_DECOMMIT, "madvise gave up: pages stay committed, retried later");
-    }
+  bool zeroed;
+  if (vam__purge_ok_now() &&
+      vam__purge_range((uint8_t *)c + start * VAM_UNIT_SIZE, n * VAM_UNIT_SIZE, &zeroed) == 0 &&
+      zeroed) {
+    pthread_mutex_lock(&vam__chunk_lock);
+    bits_clear(c->dirty_map, start, n);
+    pthread_mutex_unlock(&vam__chunk_lock);
   }
   vam__span_free(pg);
 }
@@ -502,18 +493,9 @@ uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t
       ok[i] = false; /* the kernel just said no: not now (purge.c backs off) */
       continue;
     }
-    int err = vam__os_purge(addr, len, vam__purge_lazy_free(), &zeroed[i]);
-    gave_up = (err != 0);
-    ok[i] = (err == 0);
-    if (ok[i]) {
-      bytes += len;
-      VAM_COUNT(purge_runs);
-      vam_stat_add(&vam__stats.purged_bytes, len);
-      vam__health_ok(VAM_HEALTH_DECOMMIT, "madvise works again");
-    } else if (err) {
-      VAM_COUNT(decommit_failures);
-      vam__health_fail(VAM_HEALTH_DECOMMIT, "madvise gave up: pages stay committed, retried later");
-    }
+    ok[i] = vam__purge_range(addr, len, &zeroed[i]) == 0;
+    gave_up = !ok[i];
+    if (ok[i]) bytes += len;
   }
   pthread_mutex_lock(&vam__chunk_lock);
   for (size_t i = 0; i < k; i++) {

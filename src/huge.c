@@ -326,17 +326,12 @@ static int purge_range_at(size_t i, uint64_t now_ms) {
   range_t e = ranges[i];
   range_remove(i);
   pthread_mutex_unlock(&pool_lock);
-  bool zeroed = false;
-  int err = vam__os_purge(e.base, e.size, vam__purge_lazy_free(), &zeroed);
+  bool zeroed;
+  int err = vam__purge_range(e.base, e.size, &zeroed);
   if (err == 0) {
-    VAM_COUNT(purge_runs);
-    vam_stat_add(&vam__stats.purged_bytes, e.size);
-    vam__health_ok(VAM_HEALTH_DECOMMIT, "madvise works again");
     e.dirty = false;
     e.zero = zeroed;
   } else {
-    VAM_COUNT(decommit_failures);
-    vam__health_fail(VAM_HEALTH_DECOMMIT, "madvise gave up: pages stay committed, retried later");
     e.freed_ms = now_ms;
   }
   pthread_mutex_lock(&pool_lock);

@@ -301,6 +301,9 @@ extern pthread_mutex_t vam__huge_cache_lock;
 /* ---- purge.c: when memory goes back ----------------------------------------- */
 /* Called from slow paths: purges what is due, at most every delay/4. */
 void vam__purge_tick(void);
+/* Give one range back (madvise through the capped retry), counted, with
+ * health flagged or cleared: 0 or the errno.  *zeroed: reads as zero now. */
+int vam__purge_range(void *addr, size_t len, bool *zeroed);
 /* False while purging backs off after a give-up (purge.c). */
 bool vam__purge_ok_now(void);
 /* When the last purge pass ran (ms): the coarse clock thread caches age

@@ -53,6 +53,20 @@ static void purge_pass(bool force) {
   vam_store_release(&purging, 0);
 }
 
+int vam__purge_range(void *addr, size_t len, bool *zeroed) {
+  *zeroed = false;
+  int err = vam__os_purge(addr, len, vam__purge_lazy_free(), zeroed);
+  if (err == 0) {
+    VAM_COUNT(purge_runs);
+    vam_stat_add(&vam__stats.purged_bytes, len);
+    vam__health_ok(VAM_HEALTH_DECOMMIT, "madvise works again");
+  } else {
+    VAM_COUNT(decommit_failures);
+    vam__health_fail(VAM_HEALTH_DECOMMIT, "madvise gave up: pages stay committed, retried later");
+  }
+  return err;
+}
+
 bool vam__purge_ok_now(void) {
   return vam_load_relaxed(&backoff_ms) == 0 ||
          vam__os_now_ms() >= vam_load_relaxed(&backoff_until_ms);
