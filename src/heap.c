@@ -28,7 +28,6 @@ enum { TLS_FRESH = 0, TLS_ACTIVE = 1, TLS_DONE = 2 };
 static __thread uint8_t tls_state;
 
 static pthread_key_t heap_key;
-static vam_atomic(uint64_t) remote_frees_heapless; /* by threads in teardown */
 vam_atomic(uint64_t) vam__heapless_calls[VAM_CALL_KINDS];
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -277,8 +276,7 @@ void vam__heap_free_slow_small(vam_page_t *pg, vam_block_t *b) {
     if (pg->used == 0) vam__heap_page_empty(heap, pg);
     return;
   }
-  if (heap != &vam__empty_heap) heap->counters.remote_frees++;
-  else vam_stat_add(&remote_frees_heapless, 1);
+  vam__count_call(VAM_CALL_REMOTE_FREE);
   vam_heap_t *owner = pg->heap;
   if (owner->is_user) {
     /* Before the push: once the block is on the page's list the owner may
@@ -439,7 +437,6 @@ static void counters_add(vam_heap_counters_t *to, const vam_heap_counters_t *fro
   for (size_t b = 0; b < VAM_BINS; b++) to->bin_mallocs[b] += from->bin_mallocs[b];
   to->collected += from->collected;
   to->discarded += from->discarded;
-  to->remote_frees += from->remote_frees;
   for (size_t k = 0; k < VAM_CALL_KINDS; k++) to->calls[k] += from->calls[k];
 }
 
@@ -470,7 +467,6 @@ void vam__heap_sum_counters(vam_heap_counters_t *sum) {
   for (vam_heap_t *h = all_heaps; h; h = h->all_next) counters_add(sum, &h->counters);
   pthread_mutex_unlock(&pool_lock);
   counters_add(sum, &shared_heap.counters);
-  sum->remote_frees += vam_load_relaxed(&remote_frees_heapless);
   for (size_t k = 0; k < VAM_CALL_KINDS; k++) sum->calls[k] += vam_load_relaxed(&vam__heapless_calls[k]);
 }
 

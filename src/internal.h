@@ -270,9 +270,9 @@ void vam__heap_fork_child(void);
 void vam__heap_sum_counters(vam_heap_counters_t *sum);
 void vam__heap_release_all(vam_heap_t *heap);
 /* Call counters live on the calling thread's heap (plain adds: a shared
- * atomic would be one cache line every thread fights over); threads
- * without a heap use shared atomics.  The stats sum both. */
-enum { VAM_CALL_CALLOC, VAM_CALL_REALLOC, VAM_CALL_ALIGNED, VAM_CALL_KINDS };
+ * atomic was the hottest line of sh8bench's remote frees, both cores
+ * fighting over it); threads without a heap use shared atomics.  The stats
+ * sum both. */
 extern vam_atomic(uint64_t) vam__heapless_calls[VAM_CALL_KINDS];
 static inline void vam__count_call(unsigned kind) {
   vam_heap_t *h = vam__tls_heap;

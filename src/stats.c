@@ -65,7 +65,7 @@ static void compute_totals(totals_t *t) {
   }
   uint64_t gone = out + sum.collected + sum.discarded;
   uint64_t owner_frees = small > gone ? small - gone : 0;
-  t->remote_frees = sum.remote_frees;
+  t->remote_frees = sum.calls[VAM_CALL_REMOTE_FREE];
   t->calloc_calls = sum.calls[VAM_CALL_CALLOC];
   t->realloc_calls = sum.calls[VAM_CALL_REALLOC];
   t->aligned_calls = sum.calls[VAM_CALL_ALIGNED];

@@ -128,14 +128,13 @@ typedef struct vam_huge {
  * counts on its page (folded in when the page is given up), and frees are
  * derived: blocks handed out, minus those still out, minus those counted
  * elsewhere (stats.c). */
+enum { VAM_CALL_CALLOC, VAM_CALL_REALLOC, VAM_CALL_ALIGNED, VAM_CALL_REMOTE_FREE, VAM_CALL_KINDS };
+
 typedef struct vam_heap_counters {
   uint64_t bin_mallocs[VAM_BINS]; /* allocations served per size class (folded) */
   uint64_t collected;             /* remote frees taken back into this heap's pages */
   uint64_t discarded;             /* blocks still out when a heap was destroyed */
-  uint64_t remote_frees;          /* frees of other heaps' blocks by this thread
-                                     (a shared atomic here made both cores of
-                                     sh8bench fight over one cache line) */
-  uint64_t calls[3];              /* calloc, realloc, aligned calls (internal.h) */
+  uint64_t calls[VAM_CALL_KINDS];  /* calls by this thread (internal.h) */
 } vam_heap_counters_t;
 
 typedef struct vam_heap {
