@@ -85,14 +85,21 @@ static inline void page_fold(vam_heap_t *heap, vam_page_t *pg) {
   pg->mallocs = 0;
 }
 
-static void page_release(vam_heap_t *heap, vam_page_t *pg) {
-  size_t bin = pg->bin;
-  page_fold(heap, pg);
-  queue_remove(&heap->queues[bin], pg);
-  set_direct(heap, bin);
+/* A slab, off every list of its heap, goes back to its chunk (idle: it sat
+ * unused for the purge delay, so its pages go back too). */
+static void slab_give_back(vam_heap_t *heap, vam_page_t *pg, bool idle) {
+  page_fold(heap, pg); /* spares were folded when parked: a no-op for them */
   heap->page_count--;
   VAM_COUNT(pages_released);
-  vam__span_free(pg);
+  if (idle) vam__span_free_idle(pg);
+  else vam__span_free(pg);
+}
+
+static void page_release(vam_heap_t *heap, vam_page_t *pg) {
+  size_t bin = pg->bin;
+  queue_remove(&heap->queues[bin], pg);
+  set_direct(heap, bin);
+  slab_give_back(heap, pg, false);
 }
 
 /* Empty slabs of at most SPARE_UNITS units a heap keeps (any size class):
@@ -209,10 +216,7 @@ static void spare_release_all(vam_heap_t *heap, bool idle) {
     heap->spare = pg->next;
     pg->next = NULL;
     heap->spare_units -= pg->units;
-    heap->page_count--;
-    VAM_COUNT(pages_released);
-    if (idle) vam__span_free_idle(pg);
-    else vam__span_free(pg);
+    slab_give_back(heap, pg, idle);
   }
 }
 
@@ -306,11 +310,8 @@ void vam__heap_release_all(vam_heap_t *heap) {
     vam_page_t *pg = heap->full.head;
     queue_remove(&heap->full, pg);
     heap->counters.discarded += pg->used;
-    page_fold(heap, pg);
     pg->in_full = 0;
-    heap->page_count--;
-    VAM_COUNT(pages_released);
-    vam__span_free(pg);
+    slab_give_back(heap, pg, false);
   }
   vam_store_relaxed(&heap->remote_pages, NULL);
   heap_reset_empty(heap);

@@ -7,10 +7,10 @@
  * statistic is one line at the end of that list.
  *
  * Everything is read from one snapshot (a vam_stats_t on the stack), so the
- * reports and vam_stats_get agree and nothing allocates.  Per-heap fast-path
- * counters (allocations per size class, frees) are plain fields summed over
- * all heaps when read: a snapshot taken while threads run is not an exact
- * cut.
+ * reports and vam_stats_get agree and nothing allocates.  The malloc/free
+ * fast paths count only on their slab; the rest of the call counts are
+ * plain per-heap fields; all are summed when read (compute_totals), so a
+ * snapshot taken while threads run is not an exact cut.
  *
  * Health is a set of bits, one per kind of kernel trouble (internal.h); the
  * process is degraded while any is set.  The latest reason is kept as a
