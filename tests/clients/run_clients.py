@@ -39,49 +39,13 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(HERE))
+from harness import STATS_MARK, Skip, Failure, log, base_env, describe_rc, tail, find_bun  # noqa: E402
 SKIP = 77
-STATS_MARK = '{"vamalloc_version"'
 NODE_SCRIPT = os.path.join(HERE, 'node_battery.js')
 BUN_SCRIPT = os.path.join(HERE, 'bun_gc.js')
 # The fixed worker pool of the RLIMIT_AS runs (see the docstring).
 ULIMIT_NODE_ARGS = ['--pool', '2']
-
-
-class Skip(Exception):
-    pass
-
-
-class Failure(Exception):
-    pass
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def base_env():
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith('VAMALLOC_') and k != 'LD_PRELOAD'}
-    env.setdefault('LC_ALL', 'C')
-    env['BUN_RUNTIME_TRANSPILER_CACHE_PATH'] = '0'
-    env['DO_NOT_TRACK'] = '1'
-    return env
-
-
-def describe_rc(rc):
-    if rc is None:
-        return 'timed out'
-    if rc < 0:
-        try:
-            return 'killed by %s' % signal.Signals(-rc).name
-        except ValueError:
-            return 'killed by signal %d' % -rc
-    if rc > 128:
-        try:
-            return 'exit %d (%s?)' % (rc, signal.Signals(rc - 128).name)
-        except ValueError:
-            pass
-    return 'exit %d' % rc
 
 
 def run(argv, env, timeout, limit_bytes=None, cwd=None):
@@ -103,11 +67,6 @@ def run(argv, env, timeout, limit_bytes=None, cwd=None):
     return rc, out, err, time.monotonic() - t0
 
 
-def tail(text, n=12):
-    lines = [l for l in text.splitlines() if not l.startswith(STATS_MARK)]
-    return '\n'.join('    ' + l[:300] for l in lines[-n:])
-
-
 def stats_lines(text):
     out = []
     for line in text.splitlines():
@@ -126,20 +85,6 @@ def find_node(explicit=None):
     return node
 
 
-def find_bun(explicit=None):
-    local = os.path.join(REPO, '.deps', 'node_modules', '.bin', 'bun')
-    for cand in (explicit, local, shutil.which('bun')):
-        if cand and os.access(cand, os.X_OK):
-            try:
-                subprocess.run([cand, '--version'], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, timeout=30, check=True)
-                return cand
-            except (OSError, subprocess.SubprocessError):
-                pass
-    raise Skip('bun is not installed (looked for %s and bun on PATH; '
-               '`tools/vamalloc deps --test` installs it)' % local)
-
-
 def client_cmd(which, exe, ulimit=False):
     if which == 'node':
         return [exe, NODE_SCRIPT] + (ULIMIT_NODE_ARGS if ulimit else [])
@@ -147,7 +92,7 @@ def client_cmd(which, exe, ulimit=False):
 
 
 def client_env(which, so):
-    env = base_env()
+    env = base_env(BUN_RUNTIME_TRANSPILER_CACHE_PATH='0', DO_NOT_TRACK='1')
     if so:
         env['LD_PRELOAD'] = so
         env['VAMALLOC_STATS'] = 'json'

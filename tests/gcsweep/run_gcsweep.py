@@ -51,30 +51,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(HERE))
+from harness import STATS_MARK, Skip, Failure, log, base_env  # noqa: E402
 SKIP = 77
-STATS_MARK = '{"vamalloc_version"'
 SWEEPER_CPU_MAX = 0.5
 PROCESS_CPU_MAX = 1.0
 EAGAIN_PER_THREAD_S_MAX = 1100
-
-
-class Skip(Exception):
-    pass
-
-
-class Failure(Exception):
-    pass
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def base_env():
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith('VAMALLOC_') and k != 'LD_PRELOAD'}
-    env.setdefault('LC_ALL', 'C')
-    return env
 
 
 def run(argv, env, timeout):

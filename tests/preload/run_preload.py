@@ -40,16 +40,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(HERE))
+from harness import STATS_MARK, Skip, Failure, find_bun  # noqa: E402
 SKIP = 77
-STATS_MARK = '{"vamalloc_version"'
-
-
-class Skip(Exception):
-    pass
-
-
-class Failure(Exception):
-    pass
 
 
 class Step:
@@ -216,20 +209,6 @@ def sqlite_script():
 def prog_sqlite3(args):
     sqlite3 = need('sqlite3')
     return Program([Step([sqlite3, '-batch', '-bail', 'test.db'], stdin=sqlite_script())])
-
-
-def find_bun():
-    local = os.path.join(REPO, '.deps', 'node_modules', '.bin', 'bun')
-    for cand in (local, shutil.which('bun')):
-        if cand and os.access(cand, os.X_OK):
-            try:
-                subprocess.run([cand, '--version'], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, timeout=30, check=True)
-                return cand
-            except (OSError, subprocess.SubprocessError):
-                pass
-    raise Skip('bun is not installed (looked for %s and bun on PATH; '
-               '`tools/vamalloc deps --test` installs it)' % local)
 
 
 def prog_bun(args):

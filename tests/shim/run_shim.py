@@ -51,31 +51,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(HERE))
+from harness import STATS_MARK, Skip, Failure, log, base_env, describe_rc, tail, find_bun  # noqa: E402
 SKIP = 77
-STATS_MARK = '{"vamalloc_version"'
 SCRIPT = os.path.join(HERE, 'gc_churn.js')
 STRACE_EVERY_3RD = 'inject=madvise:error=EAGAIN:when=3+3'
 RATE_RATIO_MIN = 20.0
-
-
-class Skip(Exception):
-    pass
-
-
-class Failure(Exception):
-    pass
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def base_env():
-    """The caller's environment without vamalloc settings or a preload."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith('VAMALLOC_') and k != 'LD_PRELOAD'}
-    env.setdefault('LC_ALL', 'C')
-    return env
 
 
 def parse_stats(text):
@@ -112,25 +93,6 @@ def run(argv, env, timeout, cwd=None):
     return proc.returncode, out, err, time.monotonic() - t0
 
 
-def tail(text, n=15):
-    lines = [l for l in text.splitlines() if not l.startswith(STATS_MARK)]
-    return '\n'.join('    ' + l for l in lines[-n:])
-
-
-def describe_rc(rc):
-    if rc < 0:
-        try:
-            return 'killed by %s' % signal.Signals(-rc).name
-        except ValueError:
-            return 'killed by signal %d' % -rc
-    if rc > 128:
-        try:
-            return 'exit %d (%s?)' % (rc, signal.Signals(rc - 128).name)
-        except ValueError:
-            pass
-    return 'exit %d' % rc
-
-
 def out_state(out, ref):
     """'correct', or how much of the reference output a run produced."""
     if out == ref:
@@ -157,20 +119,6 @@ def need_prog(name):
     if not path:
         raise Skip('%s is not installed (`tools/vamalloc deps --test` installs it)' % name)
     return path
-
-
-def find_bun(explicit):
-    local = os.path.join(REPO, '.deps', 'node_modules', '.bin', 'bun')
-    for cand in (explicit, local, shutil.which('bun')):
-        if cand and os.access(cand, os.X_OK):
-            try:
-                subprocess.run([cand, '--version'], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, timeout=30, check=True)
-                return cand
-            except (OSError, subprocess.SubprocessError):
-                pass
-    raise Skip('bun is not installed (looked for %s and bun on PATH; '
-               '`tools/vamalloc deps --test` installs it)' % local)
 
 
 def check_so(so):

@@ -1,0 +1,68 @@
+"""Helpers shared by the Python test runners (preload, shim, clients,
+gcsweep): how a run is skipped or failed, the clean environment a child
+starts from, and how its end and output are described.  Standard library
+only; each runner puts tests/ on sys.path to import it."""
+import os
+import shutil
+import signal
+import subprocess
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STATS_MARK = '{"vamalloc_version"'
+
+
+class Skip(Exception):
+    """The test cannot run here (exit 77)."""
+
+
+class Failure(Exception):
+    """The test ran and found something wrong."""
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def base_env(**extra):
+    """The caller's environment without vamalloc settings or a preload."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith('VAMALLOC_') and k != 'LD_PRELOAD'}
+    env.setdefault('LC_ALL', 'C')
+    env.update(extra)
+    return env
+
+
+def describe_rc(rc):
+    if rc is None:
+        return 'timed out'
+    if rc < 0:
+        try:
+            return 'killed by %s' % signal.Signals(-rc).name
+        except ValueError:
+            return 'killed by signal %d' % -rc
+    if rc > 128:
+        try:
+            return 'exit %d (%s?)' % (rc, signal.Signals(rc - 128).name)
+        except ValueError:
+            pass
+    return 'exit %d' % rc
+
+
+def tail(text, n=12, width=300):
+    """The last n lines of a child's output, stats lines left out."""
+    lines = [l for l in text.splitlines() if not l.startswith(STATS_MARK)]
+    return '\n'.join('    ' + (l[:width] if width else l) for l in lines[-n:])
+
+
+def find_bun(explicit=None):
+    local = os.path.join(REPO, '.deps', 'node_modules', '.bin', 'bun')
+    for cand in (explicit, local, shutil.which('bun')):
+        if cand and os.access(cand, os.X_OK):
+            try:
+                subprocess.run([cand, '--version'], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=30, check=True)
+                return cand
+            except (OSError, subprocess.SubprocessError):
+                pass
+    raise Skip('bun is not installed (looked for %s and bun on PATH; '
+               '`tools/vamalloc deps --test` installs it)' % local)
