@@ -66,3 +66,18 @@ def find_bun(explicit=None):
                 pass
     raise Skip('bun is not installed (looked for %s and bun on PATH; '
                '`tools/vamalloc deps --test` installs it)' % local)
+
+
+def verdict(test):
+    """Run test(); print PASS, SKIP or FAIL and return the exit code meson
+    reads (77 is a skip)."""
+    try:
+        test()
+    except Skip as e:
+        log('SKIP: %s' % e)
+        return 77
+    except Failure as e:
+        log('FAIL: %s' % e)
+        return 1
+    log('PASS')
+    return 0

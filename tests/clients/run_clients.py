@@ -40,8 +40,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))
-from harness import STATS_MARK, Skip, Failure, log, base_env, describe_rc, tail, find_bun  # noqa: E402
-SKIP = 77
+from harness import STATS_MARK, Skip, Failure, log, base_env, describe_rc, tail, find_bun, verdict  # noqa: E402
 NODE_SCRIPT = os.path.join(HERE, 'node_battery.js')
 BUN_SCRIPT = os.path.join(HERE, 'bun_gc.js')
 # The fixed worker pool of the RLIMIT_AS runs (see the docstring).
@@ -193,16 +192,7 @@ def main():
     ap.add_argument('test', choices=sorted(TESTS))
     args = ap.parse_args()
     args.so = os.path.abspath(args.so)
-    try:
-        TESTS[args.test](args)
-    except Skip as e:
-        log('SKIP: %s' % e)
-        return SKIP
-    except Failure as e:
-        log('FAIL: %s' % e)
-        return 1
-    log('PASS')
-    return 0
+    return verdict(lambda: TESTS[args.test](args))
 
 
 if __name__ == '__main__':

@@ -52,8 +52,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))
-from harness import STATS_MARK, Skip, Failure, log, base_env  # noqa: E402
-SKIP = 77
+from harness import STATS_MARK, Skip, Failure, log, base_env, verdict  # noqa: E402
 SWEEPER_CPU_MAX = 0.5
 PROCESS_CPU_MAX = 1.0
 EAGAIN_PER_THREAD_S_MAX = 1100
@@ -269,18 +268,12 @@ def main():
     args.so, args.exe = os.path.abspath(args.so), os.path.abspath(args.exe)
     if args.seccomp:
         args.seccomp = os.path.abspath(args.seccomp)
-    try:
+
+    def test():
         if not os.path.exists(args.so):
             raise Failure('%s does not exist (build first)' % args.so)
         TESTS[args.test](args)
-    except Skip as e:
-        log('SKIP: %s' % e)
-        return SKIP
-    except Failure as e:
-        log('FAIL: %s' % e)
-        return 1
-    log('PASS')
-    return 0
+    return verdict(test)
 
 
 if __name__ == '__main__':

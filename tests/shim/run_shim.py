@@ -52,8 +52,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))
-from harness import STATS_MARK, Skip, Failure, log, base_env, describe_rc, tail, find_bun  # noqa: E402
-SKIP = 77
+from harness import STATS_MARK, Skip, Failure, log, base_env, describe_rc, tail, find_bun, verdict  # noqa: E402
 SCRIPT = os.path.join(HERE, 'gc_churn.js')
 STRACE_EVERY_3RD = 'inject=madvise:error=EAGAIN:when=3+3'
 RATE_RATIO_MIN = 20.0
@@ -568,21 +567,15 @@ def main():
         v = getattr(args, k)
         if v and os.sep in v:
             setattr(args, k, os.path.abspath(v))
-    try:
+
+    def test():
         if args.test.startswith('sem-'):
             need_exe(args.exe, 'shim_semantics')
         if args.test.startswith('sem-') and args.test not in ('sem-plain', 'sem-preload') \
                 or args.test == 'bun-spin':
             need_exe(args.seccomp, 'seccomp-inject')
         TESTS[args.test](args)
-    except Skip as e:
-        log('SKIP: %s' % e)
-        return SKIP
-    except Failure as e:
-        log('FAIL: %s' % e)
-        return 1
-    log('PASS')
-    return 0
+    return verdict(test)
 
 
 if __name__ == '__main__':
