@@ -69,6 +69,36 @@ static void test_decommit_gives_up(void **state) {
   assert_false(degraded());
 }
 
+/* A span a thread cache held past the purge delay gives its pages back on
+ * its way to the chunk; when that madvise gives up the span still goes
+ * back, stays accounted dirty (not handed out as zeroed), and is counted. */
+static void test_idle_span_purge_gives_up(void **state) {
+  (void)state;
+  faults("");
+  vam_collect(true); /* no purge back-off left from earlier tests */
+  assert_true(vam__purge_ok_now());
+  vam_page_t *pg = vam__span_alloc(10, 1, NULL);
+  assert_non_null(pg);
+  memset(pg->start, 0x5a, 10 * VAM_UNIT_SIZE);
+  uint8_t *at = pg->start;
+  uint64_t fail0 = stat(&vam__stats.decommit_failures);
+  vam__options.purge_delay_ms = 3600000; /* only this span's purge is due */
+  faults("madvise=EAGAIN");
+  vam__span_free_idle(pg);
+  vam__options.purge_delay_ms = 0;
+  assert_int_equal(stat(&vam__stats.decommit_failures) - fail0, 1);
+  assert_true(degraded());
+  faults("");
+  bool zeroed = true;
+  vam_page_t *again = vam__span_alloc(10, 1, &zeroed);
+  assert_non_null(again);
+  assert_ptr_equal(again->start, at);
+  assert_false(zeroed); /* the failed purge left it dirty */
+  vam__span_free(again);
+  vam_collect(true);
+  assert_false(degraded());
+}
+
 /* Transient EAGAIN is absorbed by the retry: no give-up, no degradation. */
 static void test_transient_eagain(void **state) {
   (void)state;
@@ -234,7 +264,8 @@ __attribute__((constructor(101))) static void choose_mode(void) { setenv("VAMALL
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_decommit_gives_up),  cmocka_unit_test(test_transient_eagain),
+      cmocka_unit_test(test_decommit_gives_up),  cmocka_unit_test(test_idle_span_purge_gives_up),
+      cmocka_unit_test(test_transient_eagain),
       cmocka_unit_test(test_mmap_window),        cmocka_unit_test(test_munmap_refused_huge),
       cmocka_unit_test(test_munmap_refused_chunk), cmocka_unit_test(test_metadata_failure),
       cmocka_unit_test(test_verbose_one_line_each),
