@@ -192,5 +192,12 @@ int vam__os_read_file(const char *path, char *buf, size_t cap, size_t *len);
 long vam__os_getpid(void);
 /* The process environment (may be NULL very early in start-up). */
 char **vam__os_environ(void);
+/* len random bytes from the kernel (getrandom / arc4random): the secrets
+ * free-list links are encoded with.  0 or the errno (ENOSYS, EAGAIN before
+ * the pool is ready...); the caller falls back to weaker entropy. */
+int vam__os_random(void *buf, size_t len);
+/* True in a secure-execution program (setuid/setgid, file capabilities:
+ * AT_SECURE), where environment variables must not weaken the heap. */
+bool vam__os_secure_exec(void);
 
 #endif

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -167,6 +168,14 @@ int vam__os_read_file(const char *path, char *buf, size_t cap, size_t *len) {
 }
 
 long vam__os_getpid(void) { return (long)getpid(); }
+
+int vam__os_random(void *buf, size_t len) {
+  arc4random_buf(buf, len); /* never fails, never blocks */
+  return 0;
+}
+
+/* issetugid: the process changed credentials at exec (Darwin's AT_SECURE). */
+bool vam__os_secure_exec(void) { return issetugid() != 0; }
 
 int vam__os_vmsize(uint64_t *vmsize) {
   (void)vmsize;

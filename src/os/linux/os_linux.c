@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -237,6 +238,23 @@ int vam__os_read_file(const char *path, char *buf, size_t cap, size_t *len) {
 }
 
 long vam__os_getpid(void) { return (long)getpid(); }
+
+int vam__os_random(void *buf, size_t len) {
+  uint8_t *p = buf;
+  while (len > 0) {
+    /* GRND_NONBLOCK: never wait for the entropy pool at start-up. */
+    long n = syscall(SYS_getrandom, p, len, 1 /* GRND_NONBLOCK */);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+bool vam__os_secure_exec(void) { return getauxval(AT_SECURE) != 0; }
 
 /* ---- platform facts, read with open/read into stack buffers ------------- */
 
