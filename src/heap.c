@@ -488,15 +488,9 @@ void vam__heap_fork_parent(void) {
 void vam__heap_fork_child(void) {
   pthread_mutex_init(&shared_lock, NULL);
   pthread_mutex_init(&pool_lock, NULL);
-  /* Heaps of threads that did not come along are free for reuse. */
-  vam_heap_t *mine = vam__tls_heap;
-  for (vam_heap_t *h = all_heaps; h; h = h->all_next) {
-    bool pooled = false;
-    for (vam_heap_t *p = pool; p; p = p->pool_next)
-      if (p == h) pooled = true;
-    if (!pooled && h != mine) {
-      h->pool_next = pool;
-      pool = h;
-    }
-  }
+  /* The pool stays as it was (nobody touches a pooled heap without the pool
+   * lock).  The heaps of threads that did not come along may have been
+   * mid-update when fork struck: they are abandoned, never handed out in
+   * the child, and their pages leak there (a little memory, in the child
+   * only).  First-class heaps are their owners' (userheap.c), never pooled. */
 }

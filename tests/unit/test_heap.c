@@ -3,6 +3,8 @@
  * thread's heap is reused by the next thread; blocks of a dead thread can be
  * freed later by anyone and their memory is reused. */
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -193,13 +195,119 @@ static void test_large_and_huge_roundtrip(void **state) {
   }
 }
 
+/* fork while first-class heaps exist and other threads allocate: in the
+ * child, new threads get heaps of their own, never a first-class heap,
+ * never the heap of a thread that did not come along (it may have been
+ * mid-update), and no heap struct twice, not even after the child destroys
+ * a first-class heap and creates new ones. */
+#define FORK_BUSY 2
+#define FORK_KIDS 12
+static vam_heap_t *busy_heap[FORK_BUSY];
+static volatile int busy_stop;
+static vam_atomic(int) busy_ready;
+
+static void *fork_busy(void *arg) {
+  size_t k = (size_t)(uintptr_t)arg;
+  vam_free(vam_malloc(64));
+  busy_heap[k] = vam__tls_heap;
+  atomic_fetch_add(&busy_ready, 1);
+  while (!busy_stop) {
+    void *p[32];
+    for (int i = 0; i < 32; i++) p[i] = vam_malloc((size_t)(16 + i * 40));
+    for (int i = 0; i < 32; i++) vam_free(p[i]);
+  }
+  return NULL;
+}
+
+static vam_heap_t *kid_heap[FORK_KIDS];
+static vam_heap_t *kid_user;
+static pthread_barrier_t kid_barrier;
+static void *fork_kid(void *arg) {
+  size_t k = (size_t)(uintptr_t)arg;
+  void *p[64];
+  for (int i = 0; i < 64; i++) p[i] = vam_malloc((size_t)(8 + i * 24));
+  kid_heap[k] = vam__tls_heap;
+  pthread_barrier_wait(&kid_barrier); /* every kid holds its heap at once */
+  for (int i = 0; i < 64; i++) vam_free(p[i]);
+  for (int i = 0; i < 200; i++) vam_free(vam_heap_malloc(kid_user, (size_t)(16 + i)));
+  return NULL;
+}
+
+static int fork_child_checks(vam_heap_t **user, size_t nuser) {
+  signal(SIGABRT, SIG_DFL);
+  alarm(20);
+  vam_heap_t *mine = vam__tls_heap;
+  vam_heap_destroy(user[0]); /* its struct goes back to meta.c for reuse */
+  vam_heap_t *fresh[2] = {vam_heap_new(NULL), vam_heap_new(NULL)};
+  if (!fresh[0] || !fresh[1]) return 2;
+  kid_user = fresh[0];
+  pthread_barrier_init(&kid_barrier, NULL, FORK_KIDS);
+  pthread_t t[FORK_KIDS];
+  for (size_t k = 0; k < FORK_KIDS; k++)
+    if (pthread_create(&t[k], NULL, fork_kid, (void *)(uintptr_t)k) != 0) return 3;
+  for (size_t k = 0; k < FORK_KIDS; k++) pthread_join(t[k], NULL);
+  for (size_t k = 0; k < FORK_KIDS; k++) {
+    vam_heap_t *h = kid_heap[k];
+    if (h == &vam__empty_heap) continue; /* no heap: the shared one, fine */
+    if (h->is_user) return 10;
+    if (h == mine) return 11;
+    for (size_t i = 0; i < FORK_BUSY; i++)
+      if (h == busy_heap[i]) return 12;
+    for (size_t i = 0; i < nuser; i++)
+      if (h == user[i]) return 13;
+    if (h == fresh[0] || h == fresh[1]) return 14;
+    for (size_t j = 0; j < k; j++)
+      if (h == kid_heap[j]) return 15;
+  }
+  /* The first-class heaps the child has still work, under their locks. */
+  for (size_t i = 1; i < nuser; i++) vam_free(vam_heap_malloc(user[i], 100));
+  vam_free(vam_heap_malloc(fresh[1], 5000));
+  vam_heap_destroy(fresh[0]);
+  vam_heap_destroy(fresh[1]);
+  vam_free(vam_malloc(100)); /* and so does the forking thread's own heap */
+  return 0;
+}
+
+static void test_fork_child_threads(void **state) {
+  (void)state;
+  vam_heap_t *user[3];
+  void *kept[3];
+  for (size_t i = 0; i < 3; i++) {
+    user[i] = vam_heap_new(NULL);
+    assert_non_null(user[i]);
+    kept[i] = vam_heap_malloc(user[i], 64);
+  }
+  busy_stop = 0;
+  atomic_store(&busy_ready, 0);
+  pthread_t t[FORK_BUSY];
+  for (size_t k = 0; k < FORK_BUSY; k++) pthread_create(&t[k], NULL, fork_busy, (void *)(uintptr_t)k);
+  while (atomic_load(&busy_ready) < FORK_BUSY) usleep(100);
+  for (int round = 0; round < 5; round++) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(fork_child_checks(user, 3));
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      fail_msg("fork round %d: child %s %d (10: a first-class heap, 11-15: a heap already "
+               "in use)", round, WIFEXITED(status) ? "exited" : "killed by signal",
+               WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+  }
+  busy_stop = 1;
+  for (size_t k = 0; k < FORK_BUSY; k++) pthread_join(t[k], NULL);
+  for (size_t i = 0; i < 3; i++) {
+    vam_free(kept[i]);
+    vam_heap_destroy(user[i]);
+  }
+}
+
 int main(void) {
   vam__ensure_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_remote_free_reaches_owner), cmocka_unit_test(test_dead_thread_blocks),
       cmocka_unit_test(test_empty_page_released),       cmocka_unit_test(test_heap_count_stays_flat),
       cmocka_unit_test(test_large_and_huge_roundtrip),  cmocka_unit_test(test_spares_reused_then_aged),
-      cmocka_unit_test(test_large_cache),
+      cmocka_unit_test(test_large_cache),               cmocka_unit_test(test_fork_child_threads),
   };
   return cmocka_run_group_tests_name("heap", tests, NULL, NULL);
 }
