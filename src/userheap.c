@@ -84,6 +84,21 @@ static void live_add(vam_heap_t *h, uint64_t bytes) {
   h->user_mallocs++;
 }
 
+/* Free a block just allocated from h and never counted (under h's lock).
+ * free() takes a small block off its heap's live totals and counts a free
+ * (its large and huge blocks are not linked yet, so free skips them): put
+ * it on first, take the free back after.  Under the lock no allocation or
+ * report sees the blip. */
+static void give_back_uncounted(vam_heap_t *h, void *p, size_t usable) {
+  bool counted_by_free = vam_heap_of(p) == h; /* small blocks only */
+  if (counted_by_free) {
+    vam_stat_add(&h->live_bytes, usable);
+    vam_stat_add(&h->live_blocks, 1);
+  }
+  vam_free(p);
+  if (counted_by_free) vam_stat_add(&h->user_frees, (uint64_t)-1);
+}
+
 static void *heap_alloc(vam_heap_t *h, size_t size, size_t align, bool zero) {
   if (h == NULL) return refuse(EINVAL);
   int saved = errno;
@@ -104,8 +119,8 @@ static void *heap_alloc(vam_heap_t *h, size_t size, size_t align, bool zero) {
   if (h->byte_limit && live + usable > h->byte_limit) {
     /* The request fit but its size class does not: same answer. */
     h->limit_refusals++;
+    give_back_uncounted(h, p, usable);
     pthread_mutex_unlock(&h->lock);
-    vam_free(p);
     VAM_COUNT(heap_limit_refusals);
     return refuse(ENOMEM);
   }

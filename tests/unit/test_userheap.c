@@ -144,6 +144,43 @@ static void test_byte_limit(void **state) {
   vam_heap_destroy(other);
 }
 
+/* The limit counts usable (class) bytes: a request that fits but whose
+ * class does not is refused, and the refusal leaves the totals untouched
+ * (it once took a never-counted block off them: live_bytes wrapped to
+ * ~2^64 and the heap refused everything after). */
+static void test_byte_limit_class_refusal(void **state) {
+  (void)state;
+  struct { size_t limit, ask, fits; } cases[] = {
+      {1000, 1000, 500},                                    /* small: class 1024 */
+      {300 * 1024 + 100, 300 * 1024 + 50, 256 * 1024},      /* large: 10 units */
+      {(9 << 20) + 100, (9 << 20) + 50, 3 << 20},           /* huge: whole pages */
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    vam_heap_options o = {.struct_size = sizeof o, .byte_limit = cases[c].limit};
+    vam_heap_t *h = vam_heap_new(&o);
+    assert_non_null(h);
+    for (int round = 0; round < 3; round++) {
+      errno = 0;
+      assert_null(vam_heap_malloc(h, cases[c].ask));
+      assert_int_equal(errno, ENOMEM);
+      vam_heap_stats_t s = stats_of(h);
+      assert_int_equal(s.live_bytes, 0);
+      assert_int_equal(s.live_blocks, 0);
+      assert_int_equal(s.malloc_calls, 0);
+      assert_int_equal(s.free_calls, 0);
+      assert_int_equal(s.limit_refusals, (uint64_t)round + 1);
+    }
+    void *p = vam_heap_malloc(h, cases[c].fits);
+    assert_non_null(p);
+    assert_true(vam_usable_size(p) <= cases[c].limit);
+    assert_int_equal(stats_of(h).live_bytes, vam_usable_size(p));
+    vam_free(p);
+    assert_int_equal(stats_of(h).live_bytes, 0);
+    assert_int_equal(stats_of(h).free_calls, 1);
+    vam_heap_destroy(h);
+  }
+}
+
 #define XN 20000
 static void *xblocks[XN];
 static void *free_all(void *arg) {
@@ -309,6 +346,7 @@ int main(void) {
       cmocka_unit_test(test_basic_alloc_free),
       cmocka_unit_test(test_calloc_memalign_realloc),
       cmocka_unit_test(test_byte_limit),
+      cmocka_unit_test(test_byte_limit_class_refusal),
       cmocka_unit_test(test_cross_thread_free),
       cmocka_unit_test(test_concurrent_use),
       cmocka_unit_test(test_destroy_releases_everything),
