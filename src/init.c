@@ -16,27 +16,44 @@ static __thread bool tls_in_init;
 static bool env_was_missing;
 static bool key_ready;
 
-/* Every lock of the allocator, in the order the code takes them. */
-static pthread_mutex_t *const fork_locks[] = {&vam__chunk_lock, &vam__huge_cache_lock,
-                                              &vam__hint_lock, &vam__map_lock, &vam__meta_lock};
-#define NFORK_LOCKS (sizeof fork_locks / sizeof fork_locks[0])
+/* Every lock of the allocator, in the one order any path nests them (a
+ * path may skip locks, never take an earlier one under a later one);
+ * fork_prepare takes them all in this order:
+ *   vam__pages_lock       pages.c registry; growing it reserves (-> hint)
+ *   vam__stats_lock       stats.c totals; sums the heaps (-> pool), slabs (-> chunk)
+ *   list_lock, heap locks userheap.c (list first, fork only); allocation -> all below
+ *   shared_lock, pool_lock heap.c; the shared heap allocates (-> chunk...),
+ *                         a heap short of memory drains the pool (-> pool)
+ *   vam__chunk_lock       chunk.c; a new chunk is reserved (-> hint) and mapped (-> map)
+ *   vam__huge_cache_lock  huge.c; kernel calls and map updates happen outside it
+ *   vam__map_lock         chunkmap.c; a new leaf is metadata (-> meta)
+ *   vam__meta_lock        meta.c; a new region is a reservation (-> hint)
+ *   vam__hint_lock        vabudget.c; VA-bits placement, the innermost */
+static pthread_mutex_t *const outer_locks[] = {&vam__pages_lock, &vam__stats_lock};
+static pthread_mutex_t *const inner_locks[] = {&vam__chunk_lock, &vam__huge_cache_lock,
+                                               &vam__map_lock, &vam__meta_lock, &vam__hint_lock};
+#define NOUTER (sizeof outer_locks / sizeof outer_locks[0])
+#define NINNER (sizeof inner_locks / sizeof inner_locks[0])
 
 static void fork_prepare(void) {
-  vam__userheap_fork_prepare(); /* heap locks come before every other lock */
+  for (size_t i = 0; i < NOUTER; i++) pthread_mutex_lock(outer_locks[i]);
+  vam__userheap_fork_prepare();
   vam__heap_fork_prepare();
-  for (size_t i = 0; i < NFORK_LOCKS; i++) pthread_mutex_lock(fork_locks[i]);
+  for (size_t i = 0; i < NINNER; i++) pthread_mutex_lock(inner_locks[i]);
 }
 
 static void fork_parent(void) {
-  for (size_t i = NFORK_LOCKS; i-- > 0;) pthread_mutex_unlock(fork_locks[i]);
+  for (size_t i = NINNER; i-- > 0;) pthread_mutex_unlock(inner_locks[i]);
   vam__heap_fork_parent();
   vam__userheap_fork_parent();
+  for (size_t i = NOUTER; i-- > 0;) pthread_mutex_unlock(outer_locks[i]);
 }
 
 static void fork_child(void) {
-  for (size_t i = NFORK_LOCKS; i-- > 0;) pthread_mutex_init(fork_locks[i], NULL);
+  for (size_t i = NINNER; i-- > 0;) pthread_mutex_init(inner_locks[i], NULL);
   vam__heap_fork_child();
   vam__userheap_fork_child();
+  for (size_t i = NOUTER; i-- > 0;) pthread_mutex_init(outer_locks[i], NULL);
   vam__purge_fork_child();
 }
 

@@ -112,6 +112,7 @@ extern vam_stats_global_t vam__stats;
 #define VAM_COUNT(name) vam_stat_add(&vam__stats.name, 1)
 #define VAM_GAUGE(name, delta) vam_gauge_add(&vam__stats.name, (int64_t)(delta))
 void vam__stats_print(int fd, int format);
+extern pthread_mutex_t vam__stats_lock;
 /* Health: one bit per kind of trouble; the process is degraded while any
  * bit is set.  Transitions log one line with VAMALLOC_VERBOSE=1. */
 enum {
@@ -297,6 +298,9 @@ void *vam__huge_realloc(vam_huge_t *h, size_t size);
 uint64_t vam__huge_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t max_runs);
 void vam__huge_release_cache(void);
 extern pthread_mutex_t vam__huge_cache_lock;
+
+/* ---- pages.c: the page API ------------------------------------------------- */
+extern pthread_mutex_t vam__pages_lock;
 
 /* ---- purge.c: when memory goes back ----------------------------------------- */
 /* Called from slow paths: purges what is due, at most every delay/4. */

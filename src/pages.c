@@ -43,35 +43,16 @@ typedef struct range {
 } range_t;
 
 static struct {
-  pthread_mutex_t lock;
   range_t *v;     /* sorted by start, non-overlapping */
   size_t n, cap;
   size_t bytes;   /* size of the mapping that holds v */
-} R = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} R;
 
-static vam_atomic(int) fork_registered;
-
-/* The registry lock is a leaf (only vabudget's locks are taken under it),
- * and these handlers are registered after init's, so they run before
- * init's prepare and after its parent/child handlers: the same order as
- * every other path. */
-static void fork_prepare(void) { pthread_mutex_lock(&R.lock); }
-static void fork_parent(void) { pthread_mutex_unlock(&R.lock); }
-static void fork_child(void) { pthread_mutex_init(&R.lock, NULL); }
-
-/* Every use of the lock registers the fork handlers first, once.  (A
- * compare-and-swap, not pthread_once, which the shared library would have
- * to import; a second thread that loses the race only skips a fork window
- * that the first thread is closing.) */
-static void lock(void) {
-  if (!vam_load_acquire(&fork_registered)) {
-    int expected = 0;
-    if (vam_cas_strong_acq_rel(&fork_registered, &expected, 1))
-      pthread_atfork(fork_prepare, fork_parent, fork_child);
-  }
-  pthread_mutex_lock(&R.lock);
-}
-static void unlock(void) { pthread_mutex_unlock(&R.lock); }
+/* The registry lock: taken under no other lock, and only vabudget's are
+ * taken under it (init.c's fork handlers take it first). */
+pthread_mutex_t vam__pages_lock = PTHREAD_MUTEX_INITIALIZER;
+static void lock(void) { pthread_mutex_lock(&vam__pages_lock); }
+static void unlock(void) { pthread_mutex_unlock(&vam__pages_lock); }
 
 static size_t page_size(void) { return vam__os_config.page_size; }
 

@@ -44,15 +44,18 @@ typedef struct totals {
 #undef VAM_TOTAL_FIELD
 } totals_t;
 
+/* Held while the totals are summed, around the pool and chunk locks (fork
+ * takes it first: init.c). */
+pthread_mutex_t vam__stats_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* The fast paths keep no call counts (each would cost an instruction per
  * call): mallocs are counted per slab and folded into the heaps; a small
  * block's owner-side free is derived as handed out - still out - taken
  * back from other threads (those count as remote frees) - dropped with a
  * destroyed heap. */
 static void compute_totals(totals_t *t) {
-  static vam_heap_counters_t sum; /* large: not on the stack; under stats_lock */
-  static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
-  pthread_mutex_lock(&stats_lock);
+  static vam_heap_counters_t sum; /* large: not on the stack; under the lock */
+  pthread_mutex_lock(&vam__stats_lock);
   memset(&sum, 0, sizeof sum);
   uint64_t out = 0;
   vam__heap_sum_counters(&sum);
@@ -69,7 +72,7 @@ static void compute_totals(totals_t *t) {
   t->calloc_calls = sum.calls[VAM_CALL_CALLOC];
   t->realloc_calls = sum.calls[VAM_CALL_REALLOC];
   t->aligned_calls = sum.calls[VAM_CALL_ALIGNED];
-  pthread_mutex_unlock(&stats_lock);
+  pthread_mutex_unlock(&vam__stats_lock);
   uint64_t large = vam_load_relaxed(&vam__stats.large_allocs);
   uint64_t huge = vam_load_relaxed(&vam__stats.huge_allocs);
   t->malloc_calls = small + large + huge;

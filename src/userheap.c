@@ -12,8 +12,9 @@
  * metadata and go back to meta.c for reuse, so create/destroy churn
  * reaches a steady state (why.md item 4: no pool that only grows).
  *
- * Lock order: a heap's lock, then the list lock or any lock below (chunk,
- * huge cache, pool).  fork takes every heap lock first. */
+ * Lock order (init.c lists every lock): no path holds the list lock and a
+ * heap's lock together except fork, which takes the list lock, then every
+ * heap's; a heap's lock comes before heap.c's locks and all below them. */
 #include "internal.h"
 
 static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
