@@ -500,8 +500,16 @@ static void *huge_remap(vam_huge_t *h, size_t new_map, size_t usable) {
       vam__va_release(target, new_map);
       return NULL;
     }
-    /* The old range is gone (moved), and the header with it. */
+    /* The old range (header included) goes with the move, and anyone may
+     * map it the moment mremap returns: forget its head before, so a chunk
+     * mapped there keeps its entry; put it back if the move fails. */
     vam__chunkmap_set((uintptr_t)old_base, VAM_MAP_NONE);
+    if (vam__va_remap(old_base, old_map, new_map, target, &out) != 0) {
+      vam__chunkmap_set((uintptr_t)old_base, VAM_MAP_HUGE_HEAD); /* its leaf exists */
+      vam__chunkmap_set((uintptr_t)target, VAM_MAP_NONE);
+      vam__va_release(target, new_map);
+      return NULL;
+    }
     h = out;
   }
   pthread_mutex_lock(&pool_lock);
