@@ -54,6 +54,7 @@ static void fork_child(void) {
   vam__heap_fork_child();
   vam__userheap_fork_child();
   for (size_t i = NOUTER; i-- > 0;) pthread_mutex_init(outer_locks[i], NULL);
+  vam__pages_fork_child();
   vam__purge_fork_child();
 }
 

@@ -301,6 +301,7 @@ extern pthread_mutex_t vam__huge_cache_lock;
 
 /* ---- pages.c: the page API ------------------------------------------------- */
 extern pthread_mutex_t vam__pages_lock;
+void vam__pages_fork_child(void);
 
 /* ---- purge.c: when memory goes back ----------------------------------------- */
 /* Called from slow paths: purges what is due, at most every delay/4. */

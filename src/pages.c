@@ -29,12 +29,14 @@
  *    a GC that checkerboards its heap meets the kernel's map limit as an
  *    ENOMEM from commit or decommit, which degrades like any refusal.
  *  - A registry of live reservations (sorted ranges in memory of its own
- *    from vabudget, binary search under one leaf lock) lets every call
- *    check that its range is one of ours: a wrong address is EINVAL, never
- *    an mprotect or munmap over malloc's chunks.  The lock is held only for
- *    the lookup, except in release, where it covers the munmap so a
- *    concurrent reserve cannot get the same addresses before the registry
- *    forgets them. */
+ *    from vabudget, binary search under one lock) lets every call check
+ *    that its range is one of ours: a wrong address is EINVAL, never an
+ *    mprotect or munmap over malloc's chunks.  Release holds the lock
+ *    across its munmap, so a concurrent reserve cannot get the addresses
+ *    before the registry forgets them.  Commit and decommit run their
+ *    kernel calls (which may sleep in the retry) outside the lock, with
+ *    their range marked in flight: a release overlapping it waits, so a
+ *    PROT_NONE never lands on memory released and mapped again meanwhile. */
 #include "internal.h"
 
 typedef struct range {
@@ -108,16 +110,53 @@ static int check_args(const void *addr, size_t size) {
   return 0;
 }
 
-/* Checks the range and returns the flags of its reservation. */
-static int check_range(const void *addr, size_t size, unsigned *flags) {
+/* Ranges whose commit or decommit is in the kernel, outside the lock
+ * (end 0: a free slot).  With every slot taken, the call keeps the lock
+ * instead: slower, never wrong. */
+#define IN_FLIGHT_MAX 64
+static struct { uintptr_t start, end; } in_flight[IN_FLIGHT_MAX];
+
+static bool in_flight_overlaps(uintptr_t a, uintptr_t e) {
+  for (size_t s = 0; s < IN_FLIGHT_MAX; s++)
+    if (in_flight[s].end && in_flight[s].start < e && a < in_flight[s].end) return true;
+  return false;
+}
+
+/* Checks the range (returns its reservation's flags) and keeps it from
+ * being released until range_done: marked in flight, or the lock kept
+ * (*slot = -1).  0 or EINVAL. */
+static int range_begin(const void *addr, size_t size, unsigned *flags, int *slot) {
   int err = check_args(addr, size);
   if (err) return err;
+  uintptr_t a = (uintptr_t)addr;
   lock();
-  ptrdiff_t i = covering((uintptr_t)addr, size);
-  if (i >= 0 && flags) *flags = R.v[i].flags;
-  unlock();
-  return i < 0 ? einval() : 0;
+  ptrdiff_t i = covering(a, size);
+  if (i < 0) {
+    unlock();
+    return einval();
+  }
+  if (flags) *flags = R.v[i].flags;
+  *slot = -1;
+  for (int s = 0; s < IN_FLIGHT_MAX && *slot < 0; s++)
+    if (in_flight[s].end == 0) {
+      in_flight[s].start = a;
+      in_flight[s].end = a + size;
+      *slot = s;
+    }
+  if (*slot >= 0) unlock();
+  return 0;
 }
+
+static void range_done(int slot) {
+  if (slot >= 0) {
+    lock();
+    in_flight[slot].end = 0;
+  }
+  unlock();
+}
+
+/* fork: the child has none of the other threads' calls in flight. */
+void vam__pages_fork_child(void) { memset(in_flight, 0, sizeof in_flight); }
 
 /* MADV_DONTDUMP is advisory: a refusal only makes core dumps bigger. */
 static void mark_dontdump(void *addr, size_t size) {
@@ -167,9 +206,11 @@ VAM_API void *vam_pages_reserve(size_t size, size_t alignment, unsigned flags) {
 
 VAM_API int vam_pages_commit(void *addr, size_t size) {
   vam__ensure_init();
-  int err = check_range(addr, size, NULL);
+  int slot;
+  int err = range_begin(addr, size, NULL, &slot);
   if (err) return err;
   err = vam__os_commit(addr, size);
+  range_done(slot);
   if (err) {
     VAM_COUNT(pages_commit_failures);
     vam__health_fail(VAM_HEALTH_COMMIT, "page-API commit refused: commit limit, map count or EAGAIN");
@@ -185,7 +226,8 @@ VAM_API int vam_pages_decommit(void *addr, size_t size, unsigned flags) {
   vam__ensure_init();
   if (flags & ~(unsigned)VAM_PAGES_DONTDUMP) return einval();
   unsigned rflags = 0;
-  int err = check_range(addr, size, &rflags);
+  int slot;
+  int err = range_begin(addr, size, &rflags, &slot);
   if (err) return err;
   bool zeroed = false, remapped = false;
   if (!vam__va_strict()) err = vam__os_decommit(addr, size, &zeroed);
@@ -197,6 +239,10 @@ VAM_API int vam_pages_decommit(void *addr, size_t size, unsigned flags) {
       remapped = (err == 0);
     }
   }
+  /* A fresh mapping has lost the reservation's mark: put it back. */
+  if (err == 0 && ((flags & VAM_PAGES_DONTDUMP) || (remapped && (rflags & VAM_PAGES_DONTDUMP))))
+    mark_dontdump(addr, size);
+  range_done(slot);
   if (err) {
     VAM_COUNT(decommit_failures);
     VAM_COUNT(pages_decommit_failures);
@@ -205,9 +251,6 @@ VAM_API int vam_pages_decommit(void *addr, size_t size, unsigned flags) {
     return err;
   }
   vam__health_ok(VAM_HEALTH_DECOMMIT, "decommit works again");
-  /* A fresh mapping has lost the reservation's mark: put it back. */
-  if ((flags & VAM_PAGES_DONTDUMP) || (remapped && (rflags & VAM_PAGES_DONTDUMP)))
-    mark_dontdump(addr, size);
   VAM_COUNT(pages_decommits);
   vam_stat_add(&vam__stats.pages_decommitted_bytes, size);
   return 0;
@@ -219,6 +262,11 @@ VAM_API int vam_pages_release(void *addr, size_t size) {
   if (err) return err;
   uintptr_t a = (uintptr_t)addr, e = a + size;
   lock();
+  while (in_flight_overlaps(a, e)) { /* a commit or decommit is in the kernel */
+    unlock();
+    vam__os_sleep_us(50);
+    lock();
+  }
   ptrdiff_t i = covering(a, size);
   if (i < 0) {
     unlock();

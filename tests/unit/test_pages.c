@@ -12,7 +12,9 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -444,6 +446,71 @@ static void test_threads(void **state) {
   assert_int_equal(gauge(&vam__stats.pages_reservations), n0);
 }
 
+/* A decommit racing a release of the same pages: the release (and whatever
+ * maps the addresses next) waits for the decommit's kernel calls, so
+ * PROT_NONE never lands on memory mapped there after the release.  The
+ * allocator is linked statically, so its mprotect (lazy: the PROT_NONE
+ * after MADV_DONTNEED) and mmap64 (strict: the PROT_NONE mapping over the
+ * pages) come to the two below, which pause the decommit right before that
+ * call while another thread releases the range and maps memory of its own
+ * there. */
+static unsigned char *race_at;     /* the range being decommitted */
+static vam_atomic(int) race_go, race_done, race_paused;
+static void race_pause(void *addr, int prot) {
+  if (prot != PROT_NONE || addr != race_at || atomic_exchange(&race_paused, 1)) return;
+  atomic_store(&race_go, 1);
+  for (int i = 0; i < 300 && !atomic_load(&race_done); i++) usleep(1000);
+}
+int mprotect(void *addr, size_t len, int prot) {
+  race_pause(addr, prot);
+  return (int)syscall(SYS_mprotect, addr, len, prot);
+}
+void *mmap64(void *addr, size_t len, int prot, int flags, int fd, __off64_t off) {
+  if (flags & MAP_FIXED) race_pause(addr, prot);
+  return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+
+static void *release_and_reuse(void *arg) {
+  size_t size = (size_t)(uintptr_t)arg;
+  while (!atomic_load(&race_go)) usleep(100);
+  void *p = race_at;
+  if (vam_pages_release(p, size) != 0) return (void *)1;
+  /* Someone else (another library, malloc's next chunk) maps there now. */
+  unsigned char *q = mmap(p, size, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (q != p) return (void *)2;
+  memset(q, 0x5a, size);
+  atomic_store(&race_done, 1);
+  return NULL;
+}
+
+static void test_decommit_races_release(void **state) {
+  (void)state;
+  size_t size = 4 * PG;
+  for (int round = 0; round < 3; round++) {
+    unsigned char *p = vam_pages_reserve(size, 0, VAM_PAGES_COMMIT);
+    assert_non_null(p);
+    memset(p, 1, size);
+    race_at = p;
+    atomic_store(&race_go, 0);
+    atomic_store(&race_done, 0);
+    atomic_store(&race_paused, 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, release_and_reuse, (void *)(uintptr_t)size), 0);
+    int err = vam_pages_decommit(p, size, 0);
+    void *r;
+    assert_int_equal(pthread_join(t, &r), 0);
+    race_at = NULL;
+    assert_true(atomic_load(&race_paused)); /* the decommit reached its PROT_NONE */
+    assert_int_equal(err, 0);
+    assert_null(r);
+    /* The new owner's memory is untouched and accessible. */
+    assert_int_equal(touch_in_child(p, true), 0);
+    assert_true(all_bytes(p, size, 0x5a));
+    munmap(p, size);
+  }
+}
+
 /* The registry's lock survives a fork taken while another thread uses it. */
 static void *churn(void *arg) {
   volatile bool *stop = arg;
@@ -490,6 +557,7 @@ int main(void) {
       cmocka_unit_test(test_release_refused),
       cmocka_unit_test(test_threads),
       cmocka_unit_test(test_fork_while_busy),
+      cmocka_unit_test(test_decommit_races_release),
   };
   return cmocka_run_group_tests_name("pages", tests, setup, NULL);
 }
