@@ -254,7 +254,13 @@ VAM_API int vam_pages_release(void *addr, size_t size);
   C(pages_release_failures, "page-API releases munmap refused (range kept)")         \
   C(pages_dontdump_failures, "page-API MADV_DONTDUMP marks refused (ignored)")       \
   C(pages_einval, "page-API calls rejected with EINVAL (bad or unknown range)")    \
-  C(huge_realloc_copies, "huge reallocs copied into a region of their own (once)")
+  C(huge_realloc_copies, "huge reallocs copied into a region of their own (once)")    \
+  C(misuse_double_free, "double frees reported (any size, any thread)")               \
+  C(misuse_interior_free, "frees of an address inside a block, reported")             \
+  C(misuse_invalid_pointer, "free/realloc/usable_size of pointers vamalloc never handed out, reported") \
+  C(misuse_freelist_corrupt, "free-list links found overwritten after free, reported") \
+  C(misuse_canary, "block canaries found overwritten at free (secure build)")         \
+  C(misuse_write_after_free, "freed blocks found written before reuse (secure build)")
 
 /* Versioned by size: struct_size first, then the fields of the list above
  * in order; a binary built against an older, shorter struct passes its

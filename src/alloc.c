@@ -19,21 +19,6 @@ static vam_cold void *fail_enomem(void) {
   return NULL;
 }
 
-void vam__corruption(const char *what, const void *p) {
-  VAM_COUNT(invalid_frees);
-  if (vam__options.on_corruption == VAM_CORRUPT_IGNORE) return;
-  char hex[2 + 16 + 1] = "0x";
-  uintptr_t v = (uintptr_t)p;
-  for (int i = 0; i < 16; i++) hex[2 + i] = "0123456789abcdef"[(v >> (60 - 4 * i)) & 15];
-  hex[18] = 0;
-  vam__log("heap corruption detected: ", what, " ", hex,
-           vam__options.on_corruption == VAM_CORRUPT_ABORT
-               ? " (aborting; VAMALLOC_ON_CORRUPTION=warn to continue)"
-               : " (ignored)",
-           NULL);
-  if (vam__options.on_corruption == VAM_CORRUPT_ABORT) abort();
-}
-
 /* ---- allocation ------------------------------------------------------------- */
 
 /* cache: this thread's heap, whose cache of freed spans may serve it, or
@@ -77,7 +62,7 @@ static void *alloc_block(vam_heap_t *uheap, size_t size, size_t align, bool zero
     bool locked = false;
     vam_heap_t *heap = uheap ? uheap : vam__heap_for_slow_path(&locked);
     vam_page_t *pg = heap->direct[bin];
-    p = pg->free ? vam__page_pop(pg, pg->free) : vam__heap_malloc_small_slow(heap, bin);
+    p = vam__page_has_free(pg) ? vam__page_pop(pg, pg->free) : vam__heap_malloc_small_slow(heap, bin);
     vam__heap_unlock_shared(locked);
     if (p && zero) memset(p, 0, vam__bin_size[bin]);
   } else if (size <= VAM_LARGE_MAX && align < VAM_CHUNK_SIZE / 2) {
@@ -115,7 +100,7 @@ VAM_API void *vam_malloc(size_t size) {
     vam_heap_t *heap = vam__tls_heap;
     vam_page_t *pg = heap->direct[bin];
     vam_block_t *b = pg->free;
-    if (vam_likely(b != NULL)) return vam__page_pop(pg, b);
+    if (vam_likely((uintptr_t)b & VAM_CHUNK_MASK)) return vam__page_pop(pg, b);
   }
   return alloc_generic(size, 0, false);
 }
@@ -129,53 +114,104 @@ VAM_API void *vam_calloc(size_t count, size_t size) {
 
 /* ---- free ------------------------------------------------------------------ */
 
-static vam_noinline void free_generic(void *p) {
-  if (p == NULL) return;
+/* A small block that looks free: a double free, unless the block's live
+ * data happens to match the page key (odds about 2^-42).  Its owner (or a
+ * holder of a first-class heap's lock) confirms by walking the lists;
+ * another thread cannot read the owner's list and trusts the test. */
+static bool small_is_double_free(vam_page_t *pg, const vam_block_t *b) {
+  vam_heap_t *owner = pg->heap;
+  if (owner == vam__tls_heap) return vam__page_holds_free(pg, b);
+  if (owner->is_user) {
+    pthread_mutex_lock(&owner->lock);
+    bool held = vam__page_holds_free(pg, b);
+    pthread_mutex_unlock(&owner->lock);
+    return held;
+  }
+  return true;
+}
+
+/* Classify p for free, realloc or usable_size: the live block's descriptor
+ * (small or large) or huge header, or a report of what is wrong with it
+ * (then *kind is VAM_MAP_NONE).  op names the caller in the report. */
+typedef struct block_ref {
+  unsigned kind;   /* VAM_MAP_CHUNK or VAM_MAP_HUGE_HEAD; NONE: misuse reported */
+  vam_page_t *pg;  /* CHUNK */
+  vam_huge_t *huge;
+} block_ref_t;
+
+static block_ref_t block_find(const void *p, const char *op, bool freeing) {
+  block_ref_t r = {VAM_MAP_NONE, NULL, NULL};
   uintptr_t a = (uintptr_t)p;
   unsigned kind = vam__chunkmap_kind(a);
+  unsigned misuse = VAM_MISUSE_INVALID_POINTER;
   if (kind == VAM_MAP_CHUNK) {
     vam_chunk_t *c = vam__chunk_of(p);
     vam_page_t *pg = vam__page_of(c, p);
     if (pg->kind == VAM_PAGE_SMALL) {
-      size_t off = (size_t)((uint8_t *)p - pg->start);
-      size_t i = vam__bin_div(pg->bin, off);
-      if (i * pg->block_size != off || i >= pg->capacity) {
-        vam__corruption("free of a pointer inside a block", p);
-        return;
+      if (!vam__page_block_ok(pg, p)) {
+        size_t off = (size_t)((const uint8_t *)p - pg->start);
+        bool inside = (const uint8_t *)p >= pg->start && off < (size_t)pg->capacity * pg->block_size;
+        misuse = inside ? VAM_MISUSE_INTERIOR_FREE : VAM_MISUSE_INVALID_POINTER;
+      } else if (vam__block_looks_free(pg, p) && small_is_double_free(pg, p)) {
+        misuse = VAM_MISUSE_DOUBLE_FREE;
+      } else {
+        r.kind = kind;
+        r.pg = pg;
+        return r;
       }
-      if ((vam_block_t *)p == pg->free) {
-        vam__corruption("double free", p);
-        return;
+    } else if (pg->kind == VAM_PAGE_LARGE) {
+      if ((const uint8_t *)p == pg->start) {
+        r.kind = kind;
+        r.pg = pg;
+        return r;
       }
+      misuse = VAM_MISUSE_INTERIOR_FREE;
+    } else if (((uintptr_t)p & (VAM_UNIT_SIZE - 1)) == 0 && vam__unit_page_of(c, p) != c->pages) {
+      /* A unit start in a span that is no longer live: a large block freed
+       * before (its span went back, or to a thread cache). */
+      misuse = VAM_MISUSE_DOUBLE_FREE;
+    }
+  } else if (kind == VAM_MAP_HUGE_HEAD || kind == VAM_MAP_HUGE_USER) {
+    vam_huge_t *h = vam__huge_of(p);
+    if (h) {
+      r.kind = VAM_MAP_HUGE_HEAD;
+      r.huge = h;
+      return r;
+    }
+    misuse = VAM_MISUSE_INTERIOR_FREE;
+  } else if (kind == VAM_MAP_HUGE_FREED) {
+    misuse = VAM_MISUSE_DOUBLE_FREE;
+  }
+  /* usable_size and realloc of a freed block name it what it is: a use
+   * after free of a pointer that is no longer a block. */
+  if (!freeing && misuse == VAM_MISUSE_DOUBLE_FREE) misuse = VAM_MISUSE_INVALID_POINTER;
+  vam__misuse(misuse, p, op);
+  return r;
+}
+
+static vam_noinline void free_generic(void *p) {
+  if (p == NULL) return;
+  block_ref_t r = block_find(p, "free", true);
+  if (r.kind == VAM_MAP_CHUNK) {
+    vam_page_t *pg = r.pg;
+    if (pg->kind == VAM_PAGE_SMALL) {
       vam__heap_free_slow_small(pg, p);
       return;
     }
-    if (pg->kind == VAM_PAGE_LARGE && (uint8_t *)p == pg->start) {
-      if (pg->heap) vam__userheap_forget_large(pg);
-      VAM_GAUGE(large_bytes, -(int64_t)pg->block_size);
-      VAM_COUNT(large_frees);
-      if (vam__heap_large_keep(vam__tls_heap, pg)) vam__purge_tick();
-      else vam__span_free(pg);
-      return;
-    }
-    vam__corruption("free of a pointer that is not a live block", p);
-    return;
+    if (pg->heap) vam__userheap_forget_large(pg);
+    VAM_GAUGE(large_bytes, -(int64_t)pg->block_size);
+    VAM_COUNT(large_frees);
+    if (vam__heap_large_keep(vam__tls_heap, pg)) vam__purge_tick();
+    else vam__span_free(pg);
+  } else if (r.kind == VAM_MAP_HUGE_HEAD) {
+    if (r.huge->heap) vam__userheap_forget_huge(r.huge);
+    vam__huge_free(r.huge);
   }
-  if (kind == VAM_MAP_HUGE_HEAD || kind == VAM_MAP_HUGE_USER) {
-    vam_huge_t *h = vam__huge_of(p);
-    if (h) {
-      if (h->heap) vam__userheap_forget_huge(h);
-      vam__huge_free(h);
-      return;
-    }
-    vam__corruption("free of a pointer inside a huge object", p);
-    return;
-  }
-  /* Not ours: memory from before the preload or from another allocator.
-   * Touching it could only do harm; count it and move on. */
-  VAM_COUNT(foreign_frees);
 }
 
+/* The fast path takes a block of a slab this thread owns when it is on a
+ * block boundary and does not look free; everything else, including every
+ * misuse, goes to free_generic. */
 VAM_API void vam_free(void *p) {
   uintptr_t idx = (uintptr_t)p >> VAM_CHUNK_SHIFT;
   if (vam_likely(vam__chunkmap_kind_at(idx) == VAM_MAP_CHUNK)) {
@@ -184,14 +220,14 @@ VAM_API void vam_free(void *p) {
     if (vam_likely(pg->local_owner == heap)) {
     push:;
       vam_block_t *b = p;
-      b->next = pg->free;
-      pg->free = b;
-      if (vam_unlikely(--pg->used == 0)) vam__heap_page_empty(heap, pg);
-      return;
-    }
-    /* A later unit of a multi-unit slab: its descriptor points back to
-     * the slab's, which may well be ours. */
-    if (pg->kind == VAM_PAGE_TAIL) {
+      if (vam_likely(vam__page_block_ok(pg, b) && !vam__block_looks_free(pg, b))) {
+        vam__page_push(pg, b);
+        if (vam_unlikely(--pg->used == 0)) vam__heap_page_empty(heap, pg);
+        return;
+      }
+    } else if (pg->kind == VAM_PAGE_TAIL) {
+      /* A later unit of a multi-unit slab: its descriptor points back to
+       * the slab's, which may well be ours. */
       pg -= pg->head_offset;
       if (vam_likely(pg->local_owner == heap)) goto push;
     }
@@ -212,32 +248,17 @@ VAM_API void vam_free_aligned_sized(void *p, size_t alignment, size_t size) {
 
 /* ---- sizes ------------------------------------------------------------------ */
 
-/* Usable size of a live block, 0 when p is NULL or not ours. */
-static size_t usable_size(const void *p) {
-  uintptr_t a = (uintptr_t)p;
-  unsigned kind = vam__chunkmap_kind(a);
-  if (kind == VAM_MAP_CHUNK) {
-    vam_chunk_t *c = vam__chunk_of(p);
-    vam_page_t *pg = vam__page_of(c, p);
-    if (pg->kind == VAM_PAGE_SMALL) {
-      size_t off = (size_t)((const uint8_t *)p - pg->start);
-      return vam__bin_div(pg->bin, off) * pg->block_size == off ? pg->block_size : 0;
-    }
-    if (pg->kind == VAM_PAGE_LARGE && (const uint8_t *)p == pg->start) return pg->block_size;
-    return 0;
-  }
-  if (kind == VAM_MAP_HUGE_HEAD || kind == VAM_MAP_HUGE_USER) {
-    vam_huge_t *h = vam__huge_of(p);
-    return h ? h->usable : 0;
-  }
+/* Usable size of a live block; a misuse (reported) gives 0. */
+static size_t usable_size(const void *p, const char *op) {
+  block_ref_t r = block_find(p, op, false);
+  if (r.kind == VAM_MAP_CHUNK) return r.pg->block_size;
+  if (r.kind == VAM_MAP_HUGE_HEAD) return r.huge->usable;
   return 0;
 }
 
 VAM_API size_t vam_usable_size(const void *p) {
   if (p == NULL) return 0;
-  size_t n = usable_size(p);
-  if (n == 0) VAM_COUNT(foreign_frees);
-  return n;
+  return usable_size(p, "malloc_usable_size");
 }
 
 /* ---- realloc ---------------------------------------------------------------- */
@@ -246,11 +267,10 @@ VAM_API void *vam_realloc(void *p, size_t size) {
   if (p == NULL) return vam_malloc(size);
   if (size > VAM_MAX_REQUEST) return fail_enomem();
   vam__count_call(VAM_CALL_REALLOC);
-  size_t old = usable_size(p);
+  size_t old = usable_size(p, "realloc");
   if (old == 0) {
-    /* Not ours: we cannot know how much to copy, so refuse rather than
-     * guess; the caller's block is untouched. */
-    VAM_COUNT(foreign_frees);
+    /* Misuse, reported (and survived in warn/ignore mode): we cannot know
+     * how much to copy, so refuse; the caller's block is untouched. */
     errno = EINVAL;
     return NULL;
   }

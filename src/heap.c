@@ -225,7 +225,7 @@ static void drain_remote(vam_heap_t *heap) {
   if (vam_load_relaxed(&heap->remote_pages) == NULL) return;
   vam_page_t *pg = vam_exchange_acq_rel(&heap->remote_pages, NULL);
   while (pg) {
-    vam_page_t *next = pg->remote_next;
+    vam_page_t *next = vam_load_relaxed(&pg->remote_next);
     heap->counters.collected += vam__page_collect_remote(pg);
     if (pg->in_full) page_from_full(heap, pg);
     if (pg->used == 0) vam__heap_page_empty(heap, pg);
@@ -240,7 +240,7 @@ void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
   vam_page_t *pg = q->head;
   while (pg) {
     vam_page_t *next = pg->next;
-    if (pg->free != NULL || vam__page_extend(pg)) {
+    if (vam__page_has_free(pg) || vam__page_extend(pg)) {
       if (pg != q->head) {
         queue_remove(q, pg);
         queue_push_front(q, pg);
@@ -273,8 +273,7 @@ void vam__heap_free_slow_small(vam_page_t *pg, vam_block_t *b) {
   vam_heap_t *heap = vam__tls_heap;
   if (pg->heap == heap) {
     /* Our own page, parked on the full list: it has room again. */
-    b->next = pg->free;
-    pg->free = b;
+    vam__page_push(pg, b);
     pg->used--;
     if (pg->in_full) page_from_full(heap, pg);
     if (pg->used == 0) vam__heap_page_empty(heap, pg);

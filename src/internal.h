@@ -125,6 +125,28 @@ enum {
 void vam__health_fail(unsigned bit, const char *reason);
 void vam__health_ok(unsigned bit, const char *what);
 
+/* ---- misuse.c: reports of caller misuse ------------------------------------
+ * X(NAME, counter suffix, words in the report line).  Each kind counts in
+ * the statistic misuse_<suffix>; the report is one stderr line, then abort
+ * (VAMALLOC_ON_CORRUPTION=warn|ignore returns and the caller drops the
+ * operation, so nothing is corrupted). */
+#define VAM_MISUSE_KINDS(X)                                        \
+  X(DOUBLE_FREE, double_free, "double free")                       \
+  X(INTERIOR_FREE, interior_free, "interior free")                 \
+  X(INVALID_POINTER, invalid_pointer, "invalid pointer")           \
+  X(FREELIST_CORRUPT, freelist_corrupt, "free-list corruption")    \
+  X(CANARY, canary, "canary overwritten")                          \
+  X(WRITE_AFTER_FREE, write_after_free, "write after free")
+enum {
+#define VAM_MISUSE_ENUM(NAME, field, words) VAM_MISUSE_##NAME,
+  VAM_MISUSE_KINDS(VAM_MISUSE_ENUM)
+#undef VAM_MISUSE_ENUM
+  VAM_MISUSE_COUNT
+};
+/* Report misuse of p found in op ("free", "malloc", ...).  Returns only
+ * when VAMALLOC_ON_CORRUPTION is warn or ignore. */
+void vam__misuse(unsigned kind, const void *p, const char *op);
+
 /* ---- libc.c: allocation-free helpers --------------------------------------- */
 typedef struct vam_buf {
   char data[1024];
@@ -149,6 +171,7 @@ extern uint8_t vam__bin_of_mid[VAM_MID_MAX / 128 + 1];
 extern uint32_t vam__bin_size[VAM_BINS];
 extern uint16_t vam__bin_units[VAM_BINS];
 extern uint64_t vam__bin_recip[VAM_BINS];
+extern uint64_t vam__bin_inv[VAM_BINS]; /* inverse of the size's odd part mod 2^64 */
 size_t vam__bin_of(size_t size); /* any size <= VAM_SMALL_MAX */
 /* off / size of bin, for any off below the chunk size, by a multiply
  * (free's checks ran a 64-bit divide, 13% of sh6bench). */
@@ -158,7 +181,9 @@ static inline size_t vam__bin_div(size_t bin, size_t off) {
 void vam__sizeclass_init(void);
 
 /* ---- chunkmap.c: which 4 MiB ranges are ours -------------------------------- */
-enum { VAM_MAP_NONE = 0, VAM_MAP_CHUNK = 1, VAM_MAP_HUGE_HEAD = 2, VAM_MAP_HUGE_USER = 3 };
+/* HUGE_FREED: the head of a huge block that was freed into the region
+ * pool (still mapped): a later free of it is a double free. */
+enum { VAM_MAP_NONE = 0, VAM_MAP_CHUNK = 1, VAM_MAP_HUGE_HEAD = 2, VAM_MAP_HUGE_USER = 3, VAM_MAP_HUGE_FREED = 4 };
 /* Top level: slot t holds its leaf's address minus t << VAM_MAP_LEAF_BITS,
  * so the chunk index itself, unmasked, finds the byte (one instruction
  * fewer on free's fast path). */
@@ -235,11 +260,45 @@ bool vam__span_shrink(vam_page_t *pg, size_t new_units);
  * sums the blocks still out. */
 void vam__chunk_sum_slabs(uint64_t *bin_mallocs, uint64_t *blocks_out);
 
-/* ---- page.c: slabs ------------------------------------------------------- */
+/* ---- page.c: slabs and their encoded free lists -------------------------- */
+void vam__page_keys_init(void);
 void vam__page_init_small(vam_page_t *pg, size_t bin, vam_heap_t *heap);
-/* Hand out b, the head of pg's free list (every malloc path ends here). */
+/* The end of pg's lists: its chunk's base (never a block; low bits zero). */
+static inline vam_block_t *vam__page_end(const vam_page_t *pg) {
+  return (vam_block_t *)((uintptr_t)pg & ~(uintptr_t)VAM_CHUNK_MASK);
+}
+static inline bool vam__page_has_free(const vam_page_t *pg) {
+  return ((uintptr_t)pg->free & VAM_CHUNK_MASK) != 0;
+}
+/* p is the start of a carved block of pg: (p - start) / size by the
+ * inverse of the size's odd part, rotated by its power of two, is below
+ * capacity exactly when p is on a block boundary inside the carved part
+ * (any other offset, below start included, rotates to a huge value). */
+static inline bool vam__page_block_ok(const vam_page_t *pg, const void *p) {
+  uint64_t q = ((uint64_t)((uintptr_t)p - (uintptr_t)pg->start)) * pg->div_inv;
+  unsigned k = pg->div_shift;
+  q = (q >> k) | (q << ((64 - k) & 63));
+  return q < pg->capacity;
+}
+/* A free block's link decodes into its own chunk; live data (zeroed by
+ * pop, or written by the program) almost never does: the key's top bits
+ * match no pointer, integer, NaN-box or ordinary double (page.c). */
+static inline bool vam__block_looks_free(const vam_page_t *pg, const vam_block_t *b) {
+  return ((b->link ^ pg->key) & ~(uintptr_t)VAM_CHUNK_MASK) == 0;
+}
+static inline void vam__page_push(vam_page_t *pg, vam_block_t *b) {
+  b->link = (uintptr_t)pg->free ^ (uintptr_t)b ^ pg->key;
+  pg->free = b;
+}
+void *vam__page_pop_corrupt(vam_page_t *pg, vam_block_t *b);
+/* Hand out b, the head of pg's free list (every malloc path ends here):
+ * its link must decode into the chunk, and is wiped so that the block
+ * does not look free while it is live. */
 static inline void *vam__page_pop(vam_page_t *pg, vam_block_t *b) {
-  pg->free = b->next;
+  uintptr_t x = b->link ^ pg->key;
+  if (vam_unlikely(x & ~(uintptr_t)VAM_CHUNK_MASK)) return vam__page_pop_corrupt(pg, b);
+  pg->free = (vam_block_t *)(x ^ (uintptr_t)b);
+  b->link = 0;
   pg->used++;
   pg->mallocs++;
   return b;
@@ -247,6 +306,7 @@ static inline void *vam__page_pop(vam_page_t *pg, vam_block_t *b) {
 bool vam__page_extend(vam_page_t *pg);
 uint32_t vam__page_collect_remote(vam_page_t *pg);
 void vam__page_remote_free(vam_page_t *pg, vam_block_t *b);
+bool vam__page_holds_free(const vam_page_t *pg, const vam_block_t *b);
 
 /* ---- heap.c: thread heaps ------------------------------------------------- */
 extern vam_page_t vam__empty_page;
@@ -323,7 +383,6 @@ void vam__release_unused(void);
 /* Allocate from a first-class heap whose lock the caller holds; NULL when
  * out of memory (errno not set). */
 void *vam__alloc_in_heap(vam_heap_t *heap, size_t size, size_t align, bool zero);
-void vam__corruption(const char *what, const void *p);
 
 /* ---- hostshim.c: the host's madvise/mincore (override.c exports them) ---- */
 int vam__host_madvise(void *addr, size_t len, int advice);

@@ -43,8 +43,10 @@
 #define VAM_MAP_LEAF_BITS 13
 #define VAM_MAP_TOP_BITS (VAM_VA_BITS_MAX - VAM_CHUNK_SHIFT - VAM_MAP_LEAF_BITS)
 
+/* A free block: its first word is an encoded link (page.c), never a raw
+ * pointer. */
 typedef struct vam_block {
-  struct vam_block *next;
+  uintptr_t link;
 } vam_block_t;
 
 struct vam_heap;
@@ -59,30 +61,42 @@ typedef enum {
 
 /* A span descriptor, one per unit so free() finds it by shifting the
  * pointer; 128 bytes so the index is a shift, not a multiply.  The first
- * three fields are all the fast paths touch. */
+ * 64 bytes are all the fast paths touch.
+ *
+ * Free lists are in-band but encoded (page.c): a free block's first word
+ * holds next ^ (its own address) ^ key, where next is the next free block
+ * or, at the end of the list, the chunk's base address.  Both lie in the
+ * block's chunk, so a decoded link that leaves the chunk is corruption. */
 typedef struct __attribute__((aligned(128))) vam_page {
-  vam_block_t *free;             /* blocks ready to hand out (owner only) */
+  vam_block_t *free;             /* next block to hand out (owner only);
+                                    the chunk base (low bits 0) when empty */
   struct vam_heap *local_owner;  /* == owner heap while the page is in a bin
                                     queue; NULL when full/large/free, which
                                     routes free() to the slow path */
-  uint32_t used;                 /* blocks out, as the owner knows it */
-  uint32_t block_size;
-  vam_atomic(uintptr_t) xfree;   /* frees from other threads; bit 0 = page
-                                    is queued on its heap's remote stack */
-  struct vam_heap *heap;         /* owner, stable while the span is assigned */
+  uintptr_t key;                 /* random secret the links are encoded with */
   uint8_t *start;                /* first block */
+  uint64_t div_inv;              /* inverse of block_size's odd part mod 2^64 */
   uint64_t mallocs;              /* blocks handed out since the owner last
                                     folded this into its heap's counters */
-  uint16_t units;                /* span length */
+  uint64_t capacity;             /* blocks carved so far (lazily); 64 bits
+                                    so free's boundary test compares in place */
+  uint32_t used;                 /* blocks out, as the owner knows it */
   uint16_t head_offset;          /* TAIL units: distance to the head unit */
-  uint8_t bin;
   uint8_t kind;                  /* vam_page_kind_t */
+  uint8_t div_shift;             /* trailing zero bits of block_size */
+  /* ---- second line: slow paths only ---- */
+  vam_atomic(uintptr_t) xfree;   /* frees from other threads (encoded like
+                                    free); bit 0 = page is queued on its
+                                    heap's remote stack */
+  struct vam_heap *heap;         /* owner, stable while the span is assigned */
+  uint32_t block_size;
+  uint32_t reserved;             /* blocks that fit */
+  uint16_t units;                /* span length */
+  uint8_t bin;
   uint8_t in_full;               /* on its heap's full list */
   uint8_t zeroed;                /* large: span known to read as zeroes */
   struct vam_page *next, *prev;  /* bin queue or full list */
-  struct vam_page *remote_next;  /* heap remote stack link */
-  uint32_t capacity;             /* blocks carved so far (lazily) */
-  uint32_t reserved;             /* blocks that fit */
+  vam_atomic(struct vam_page *) remote_next; /* heap remote stack link */
 } vam_page_t;
 
 typedef struct vam_page_queue {
@@ -151,6 +165,7 @@ typedef struct vam_heap {
   vam_page_t *large_cache;        /* freed large spans kept for reuse (page next) */
   uint32_t large_cache_units;     /* units held there */
   uint64_t cache_used_ms;         /* vam__purge_clock_ms when a cache was last used */
+  uint64_t key_seq;               /* free-list keys drawn (page.c) */
   bool is_shared;                 /* the locked heap for threads in teardown */
   bool is_user;                   /* a first-class heap (userheap.c) */
   /* First-class heaps only.  Allocation happens under `lock`; frees come

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "vamalloc.h"
@@ -849,6 +851,26 @@ static void test_foreign_pointers(void **state)
 {
     (void)state;
     assert_int_equal(vam_owns(NULL), 0);
+    /* A foreign pointer is reported misuse: by default one line and abort
+     * (tests/misuse).  Here the API's answers in ignore mode, which must
+     * leave the foreign memory untouched: run again in a child that has
+     * VAMALLOC_ON_CORRUPTION=ignore from the start. */
+    const char *mode = getenv("VAMALLOC_ON_CORRUPTION");
+    if (mode == NULL || strcmp(mode, "ignore") != 0) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            char *argv[] = {(char *)"/proc/self/exe", (char *)"foreign", NULL};
+            setenv("VAMALLOC_ON_CORRUPTION", "ignore", 1);
+            execv("/proc/self/exe", argv);
+            _exit(127);
+        }
+        int st = 0;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            fail_msg("foreign-pointer child (ignore mode) failed: status 0x%x", st);
+        return;
+    }
 
     /* Our own mapping, with a 4 MiB-aligned address inside it and contents
      * that would make a header-trusting free crash. */
@@ -913,8 +935,12 @@ static void test_foreign_pointers(void **state)
     workload_ok(8);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "foreign") == 0) {
+        const struct CMUnitTest only[] = {cmocka_unit_test(test_foreign_pointers)};
+        return cmocka_run_group_tests_name("api-foreign-ignore", only, NULL, NULL);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_malloc_zero_free_null),
         cmocka_unit_test(test_alignment_small),

@@ -9,7 +9,7 @@ allowed=" _ITM_deregisterTMCloneTable _ITM_registerTMCloneTable __cxa_finalize _
  pthread_key_create pthread_mutex_init pthread_mutex_destroy pthread_mutex_lock pthread_mutex_trylock
  pthread_mutex_unlock pthread_setspecific read strchr strcpy strlen strncmp strnlen
  syscall sysconf write getrlimit getrlimit64 mprotect strcmp strstr clock_gettime
- pthread_create pthread_attr_init pthread_attr_setdetachstate pthread_attr_destroy "
+ pthread_create pthread_attr_init pthread_attr_setdetachstate pthread_attr_destroy getauxval "
 bad=""
 for sym in $(nm -D --undefined-only "$so" | awk '{print $2}' | sed 's/@.*//'); do
   case "$allowed" in *" $sym "*|*" $sym

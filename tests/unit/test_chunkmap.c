@@ -1,6 +1,6 @@
 /* Chunk map: only ranges vamalloc mapped are recognised; foreign, stack,
- * static, NULL and out-of-range addresses are not, and freeing them is
- * counted and ignored. */
+ * static, NULL and out-of-range addresses are not, and freeing them is a
+ * reported misuse (here in ignore mode: counted, never touched). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +24,8 @@ static void test_own_and_foreign(void **state) {
   const void *foreign[] = {glibc, mapped, &local, static_buf, (void *)1, (void *)((uintptr_t)1 << 50),
                            (void *)UINTPTR_MAX};
   uint64_t before = vam_load_relaxed(&vam__stats.foreign_frees);
+  uint64_t misuse_before = vam_load_relaxed(&vam__stats.misuse_invalid_pointer);
+  vam__options.on_corruption = VAM_CORRUPT_IGNORE;
   for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++) {
     assert_false(vam_owns(foreign[i]));
     assert_int_equal(vam_usable_size(foreign[i]), 0);
@@ -31,6 +33,9 @@ static void test_own_and_foreign(void **state) {
   }
   assert_int_equal(vam_load_relaxed(&vam__stats.foreign_frees) - before,
                    2 * (sizeof foreign / sizeof foreign[0]));
+  assert_int_equal(vam_load_relaxed(&vam__stats.misuse_invalid_pointer) - misuse_before,
+                   2 * (sizeof foreign / sizeof foreign[0]));
+  vam__options.on_corruption = VAM_CORRUPT_ABORT;
   free(glibc);
   munmap(mapped, 1 << 16);
   vam_free(small);
