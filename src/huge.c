@@ -170,6 +170,10 @@ static void regions_release(bool all) {
     region_t g = regions[reg];
     region_ranges_remove(reg);
     region_drop(reg);
+    /* Before the range can be mapped again (by anyone), forget the heads
+     * of the blocks freed in it. */
+    for (uint8_t *c = g.base; c < g.base + g.size; c += VAM_CHUNK_SIZE)
+      if (vam__chunkmap_kind((uintptr_t)c) == VAM_MAP_HUGE_FREED) vam__chunkmap_set((uintptr_t)c, VAM_MAP_NONE);
     pthread_mutex_unlock(&pool_lock);
     if (vam__va_release(g.base, g.size) == 0) continue;
     /* Refused: back in the books, decommitted, retried later. */
@@ -465,7 +469,9 @@ void vam__huge_free(vam_huge_t *h) {
   uint8_t *base = h->map_base;
   size_t map_size = h->map_size, usable = h->usable;
   uint8_t *user = h->user;
-  vam__chunkmap_set((uintptr_t)base, VAM_MAP_NONE);
+  /* The head stays marked (HUGE_FREED) while the range is pooled, so a
+   * second free of it is reported as what it is. */
+  vam__chunkmap_set((uintptr_t)base, VAM_MAP_HUGE_FREED);
   if (vam__chunk_of(user) != (vam_chunk_t *)base) vam__chunkmap_set((uintptr_t)user, VAM_MAP_NONE);
   h->magic = 0;
   VAM_GAUGE(committed_bytes, -(int64_t)usable);
@@ -494,9 +500,7 @@ static void *huge_remap(vam_huge_t *h, size_t new_map, size_t usable) {
     if (header != vam__os_config.page_size) return NULL; /* over-aligned ones copy */
     void *target = NULL;
     if (vam__va_reserve(new_map, VAM_CHUNK_SIZE, true, &target) != 0) return NULL;
-    if (vam__chunkmap_set((uintptr_t)target, VAM_MAP_HUGE_HEAD) != 0 ||
-        vam__va_remap(old_base, old_map, new_map, target, &out) != 0) {
-      vam__chunkmap_set((uintptr_t)target, VAM_MAP_NONE);
+    if (vam__chunkmap_set((uintptr_t)target, VAM_MAP_HUGE_HEAD) != 0) {
       vam__va_release(target, new_map);
       return NULL;
     }

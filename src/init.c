@@ -82,6 +82,7 @@ void vam__init_slow(void) {
     vam__options_init(env);
     apply_options();
     vam__sizeclass_init();
+    vam__page_keys_init();
     vam__va_init();
     key_ready = vam__heap_init() == 0;
     pthread_atfork(fork_prepare, fork_parent, fork_child);
