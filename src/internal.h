@@ -187,11 +187,15 @@ enum { VAM_MAP_NONE = 0, VAM_MAP_CHUNK = 1, VAM_MAP_HUGE_HEAD = 2, VAM_MAP_HUGE_
 /* Top level: slot t holds its leaf's address minus t << VAM_MAP_LEAF_BITS,
  * so the chunk index itself, unmasked, finds the byte (one instruction
  * fewer on free's fast path). */
-extern uintptr_t vam__chunkmap_top[(size_t)1 << VAM_MAP_TOP_BITS];
+extern vam_atomic(uintptr_t) vam__chunkmap_top[(size_t)1 << VAM_MAP_TOP_BITS];
+/* Atomic loads against chunkmap.c's release stores, plain movs on x86.
+ * The slot's load is an acquire because it publishes the leaf (its zeroed
+ * pages; a relaxed one is a race ThreadSanitizer reports); the kind byte's
+ * is relaxed: nothing is published through it. */
 static inline unsigned vam__chunkmap_kind_at(uintptr_t idx) { /* idx: addr >> CHUNK_SHIFT */
   uintptr_t top = idx >> VAM_MAP_LEAF_BITS;
   if (vam_unlikely(top >= ((uintptr_t)1 << VAM_MAP_TOP_BITS))) return VAM_MAP_NONE;
-  return *(const uint8_t *)(vam__chunkmap_top[top] + idx);
+  return vam_load_relaxed((vam_atomic(uint8_t) *)(vam_load_acquire(&vam__chunkmap_top[top]) + idx));
 }
 static inline unsigned vam__chunkmap_kind(uintptr_t addr) {
   return vam__chunkmap_kind_at(addr >> VAM_CHUNK_SHIFT);
