@@ -24,6 +24,7 @@ static vam_cold void *fail_enomem(void) {
 /* cache: this thread's heap, whose cache of freed spans may serve it, or
  * NULL (first-class heaps, threads without a heap). */
 static void *alloc_large(vam_heap_t *cache, size_t size, size_t align, bool zero) {
+  if (VAM_SECURE_BUILD) size += vam__os_config.page_size; /* room for the guard page */
   size_t units = (size + VAM_UNIT_SIZE - 1) >> VAM_UNIT_SHIFT;
   size_t align_units = align > VAM_UNIT_SIZE ? align >> VAM_UNIT_SHIFT : 1;
   bool zeroed = false;
@@ -38,6 +39,7 @@ static void *alloc_large(vam_heap_t *cache, size_t size, size_t align, bool zero
   }
   if (pg == NULL) pg = vam__span_alloc(units, align_units, &zeroed);
   if (pg == NULL) return NULL;
+  if (VAM_SECURE_BUILD && !pg->guarded) vam__span_guard(pg);
   pg->kind = VAM_PAGE_LARGE;
   pg->block_size = (uint32_t)((size_t)pg->units * VAM_UNIT_SIZE);
   pg->used = 1;
@@ -57,6 +59,7 @@ static void *alloc_block(vam_heap_t *uheap, size_t size, size_t align, bool zero
   /* Rounding the size up to the alignment picks a class whose blocks are
    * all aligned to it (sizeclass.c), for any alignment up to a unit. */
   size_t small_size = align > 8 ? vam_align_up(size ? size : 1, align) : size;
+  small_size += VAM_CANARY_SIZE; /* secure: the canary's room at the end */
   if (small_size <= VAM_SMALL_MAX && align <= VAM_UNIT_SIZE) {
     size_t bin = vam__bin_of(small_size);
     bool locked = false;
@@ -64,7 +67,7 @@ static void *alloc_block(vam_heap_t *uheap, size_t size, size_t align, bool zero
     vam_page_t *pg = heap->direct[bin];
     p = vam__page_has_free(pg) ? vam__page_pop(pg, pg->free) : vam__heap_malloc_small_slow(heap, bin);
     vam__heap_unlock_shared(locked);
-    if (p && zero) memset(p, 0, vam__bin_size[bin]);
+    if (p && zero) memset(p, 0, vam__bin_size[bin] - VAM_CANARY_SIZE);
   } else if (size <= VAM_LARGE_MAX && align < VAM_CHUNK_SIZE / 2) {
     vam__ensure_init();
     vam_heap_t *cache = uheap || vam__tls_heap == &vam__empty_heap ? NULL : vam__tls_heap;
@@ -80,7 +83,12 @@ static void *alloc_block(vam_heap_t *uheap, size_t size, size_t align, bool zero
 static vam_noinline void *alloc_generic(size_t size, size_t align, bool zero) {
   int saved_errno = errno;
   if (size > VAM_MAX_REQUEST || align > VAM_MAX_ALIGN) return fail_enomem();
-  void *p = alloc_block(NULL, size, align, zero);
+  void *p = NULL;
+  if (VAM_SECURE_BUILD && size == 0 && align <= 16) {
+    vam__ensure_init();
+    p = vam__zero_alloc(); /* NULL: a real block below */
+  }
+  if (p == NULL) p = alloc_block(NULL, size, align, zero);
   if (p == NULL) return fail_enomem();
   errno = saved_errno;
   return p;
@@ -92,6 +100,7 @@ void *vam__alloc_in_heap(vam_heap_t *heap, size_t size, size_t align, bool zero)
 }
 
 VAM_API void *vam_malloc(size_t size) {
+  if (VAM_SECURE_BUILD) return alloc_generic(size, 0, false); /* hooks on every path */
   size_t bin;
   if (vam_likely(size <= VAM_FAST_MAX)) bin = vam__bin_of_small[size];
   else if (size <= VAM_MID_MAX) bin = vam__bin_of_mid[(size + 127) >> 7];
@@ -152,7 +161,8 @@ static block_ref_t block_find(const void *p, const char *op, bool freeing) {
         size_t off = (size_t)((const uint8_t *)p - pg->start);
         bool inside = (const uint8_t *)p >= pg->start && off < (size_t)pg->capacity * pg->block_size;
         misuse = inside ? VAM_MISUSE_INTERIOR_FREE : VAM_MISUSE_INVALID_POINTER;
-      } else if (vam__block_looks_free(pg, p) && small_is_double_free(pg, p)) {
+      } else if (((const vam_block_t *)p)->link == (pg->key ^ VAM_QUARANTINED) ||
+                 (vam__block_looks_free(pg, p) && small_is_double_free(pg, p))) {
         misuse = VAM_MISUSE_DOUBLE_FREE;
       } else {
         r.kind = kind;
@@ -181,6 +191,14 @@ static block_ref_t block_find(const void *p, const char *op, bool freeing) {
     misuse = VAM_MISUSE_INTERIOR_FREE;
   } else if (kind == VAM_MAP_HUGE_FREED) {
     misuse = VAM_MISUSE_DOUBLE_FREE;
+  } else if (kind == VAM_MAP_NONE && vam__huge_contains(p)) {
+    misuse = VAM_MISUSE_INTERIOR_FREE; /* a later chunk of a huge object */
+  } else if (VAM_SECURE_BUILD && kind == VAM_MAP_ZERO) {
+    if (vam__zero_live(p)) {
+      r.kind = VAM_MAP_ZERO;
+      return r;
+    }
+    misuse = ((uintptr_t)p & 15) ? VAM_MISUSE_INTERIOR_FREE : VAM_MISUSE_DOUBLE_FREE;
   }
   /* usable_size and realloc of a freed block name it what it is: a use
    * after free of a pointer that is no longer a block. */
@@ -195,6 +213,23 @@ static vam_noinline void free_generic(void *p) {
   if (r.kind == VAM_MAP_CHUNK) {
     vam_page_t *pg = r.pg;
     if (pg->kind == VAM_PAGE_SMALL) {
+#if VAM_SECURE_BUILD
+      /* Canary checked, block wiped; then it waits in this thread's
+       * quarantine and the one it displaces is freed for real.  Blocks of
+       * first-class heaps skip it: their heap may be destroyed first. */
+      if (!vam__secure_on_free(pg, p)) return;
+      vam_heap_t *me = vam__tls_heap;
+      if (me != &vam__empty_heap && !pg->heap->is_user) {
+        p = vam__quarantine_swap(me, p);
+        if (p == NULL) return;
+        pg = vam__page_of(vam__chunk_of(p), p);
+        if (!vam__secure_still_clean(pg, p)) {
+          /* Written while it waited: a write after free. */
+          vam__misuse(VAM_MISUSE_WRITE_AFTER_FREE, p, "free");
+          return; /* dropped, never reused */
+        }
+      }
+#endif
       vam__heap_free_slow_small(pg, p);
       return;
     }
@@ -206,6 +241,8 @@ static vam_noinline void free_generic(void *p) {
   } else if (r.kind == VAM_MAP_HUGE_HEAD) {
     if (r.huge->heap) vam__userheap_forget_huge(r.huge);
     vam__huge_free(r.huge);
+  } else if (VAM_SECURE_BUILD && r.kind == VAM_MAP_ZERO) {
+    vam__zero_free(p);
   }
 }
 
@@ -214,7 +251,7 @@ static vam_noinline void free_generic(void *p) {
  * misuse, goes to free_generic. */
 VAM_API void vam_free(void *p) {
   uintptr_t idx = (uintptr_t)p >> VAM_CHUNK_SHIFT;
-  if (vam_likely(vam__chunkmap_kind_at(idx) == VAM_MAP_CHUNK)) {
+  if (vam_likely(!VAM_SECURE_BUILD && vam__chunkmap_kind_at(idx) == VAM_MAP_CHUNK)) {
     vam_page_t *pg = vam__unit_page_of((vam_chunk_t *)(idx << VAM_CHUNK_SHIFT), p);
     vam_heap_t *heap = vam__tls_heap;
     if (vam_likely(pg->local_owner == heap)) {
@@ -251,7 +288,10 @@ VAM_API void vam_free_aligned_sized(void *p, size_t alignment, size_t size) {
 /* Usable size of a live block; a misuse (reported) gives 0. */
 static size_t usable_size(const void *p, const char *op) {
   block_ref_t r = block_find(p, op, false);
-  if (r.kind == VAM_MAP_CHUNK) return r.pg->block_size;
+  if (r.kind == VAM_MAP_CHUNK) {
+    if (r.pg->kind == VAM_PAGE_SMALL) return r.pg->block_size - VAM_CANARY_SIZE;
+    return r.pg->block_size - (r.pg->guarded ? vam__os_config.page_size : 0);
+  }
   if (r.kind == VAM_MAP_HUGE_HEAD) return r.huge->usable;
   return 0;
 }
@@ -267,6 +307,11 @@ VAM_API void *vam_realloc(void *p, size_t size) {
   if (p == NULL) return vam_malloc(size);
   if (size > VAM_MAX_REQUEST) return fail_enomem();
   vam__count_call(VAM_CALL_REALLOC);
+  if (VAM_SECURE_BUILD && vam__chunkmap_kind((uintptr_t)p) == VAM_MAP_ZERO && vam__zero_live(p)) {
+    void *q = alloc_generic(size, 0, false); /* nothing to copy */
+    if (q) vam__zero_free(p);
+    return q;
+  }
   size_t old = usable_size(p, "realloc");
   if (old == 0) {
     /* Misuse, reported (and survived in warn/ignore mode): we cannot know
@@ -278,7 +323,8 @@ VAM_API void *vam_realloc(void *p, size_t size) {
   /* A first-class heap's block stays in its heap (and under its limit). */
   vam_heap_t *owner = vam_heap_of(p);
   if (owner) return vam_heap_realloc(owner, p, size);
-  unsigned kind = vam__chunkmap_kind((uintptr_t)p);
+  unsigned kind = VAM_SECURE_BUILD ? VAM_MAP_NONE /* guards do not move */
+                                   : vam__chunkmap_kind((uintptr_t)p);
   if (kind == VAM_MAP_CHUNK && size > VAM_SMALL_MAX && size <= VAM_LARGE_MAX) {
     vam_page_t *pg = vam__page_of(vam__chunk_of(p), p);
     if (pg->kind == VAM_PAGE_LARGE) {
@@ -293,7 +339,7 @@ VAM_API void *vam_realloc(void *p, size_t size) {
         return p;
       }
     }
-  } else if (kind != VAM_MAP_CHUNK && size > VAM_LARGE_MAX) {
+  } else if (!VAM_SECURE_BUILD && kind != VAM_MAP_CHUNK && size > VAM_LARGE_MAX) {
     /* Huge: mremap in place, or move the pages without copying. */
     vam_huge_t *h = vam__huge_of(p);
     void *q = h ? vam__huge_realloc(h, size) : NULL;

@@ -335,7 +335,33 @@ static void units_freed_locked(vam_chunk_t *c, size_t start, size_t n) {
   }
 }
 
+static uint8_t *guard_page(const vam_page_t *pg) {
+  return pg->start + (size_t)pg->units * VAM_UNIT_SIZE - vam__os_config.page_size;
+}
+
+void vam__span_guard(vam_page_t *pg) {
+  /* The split is counted: the map cap must see it (why.md item 7). */
+  if (vam__os_noaccess(guard_page(pg), vam__os_config.page_size) == 0) {
+    pg->guarded = 1;
+    vam__va_note_split(2);
+  }
+}
+
+/* false: the guard could not be lifted; the span must never be reused
+ * (a later block there would fault), so it stays carved: a leak, counted. */
+static bool span_unguard(vam_page_t *pg) {
+  if (!pg->guarded) return true;
+  if (vam__os_commit(guard_page(pg), vam__os_config.page_size) != 0) {
+    VAM_COUNT(fallback_allocs);
+    return false;
+  }
+  pg->guarded = 0;
+  vam__va_note_split(-2);
+  return true;
+}
+
 void vam__span_free(vam_page_t *pg) {
+  if (!span_unguard(pg)) return;
   vam_chunk_t *c = vam__chunk_of(pg);
   size_t start = (size_t)(pg - c->pages), n = pg->units;
   uint64_t now = vam__os_now_ms();

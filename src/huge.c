@@ -397,7 +397,7 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero) {
   if (align < page) align = page;
   size_t header = align > page ? align : page;
   if (size > PTRDIFF_MAX - header - VAM_CHUNK_SIZE) return NULL;
-  size_t usable = vam_align_up(size, page);
+  size_t usable = vam_align_up(size, page) + (VAM_SECURE_BUILD ? page : 0);
   size_t map_size = header + usable;
   size_t map_align = VAM_CHUNK_SIZE > align ? VAM_CHUNK_SIZE : align;
   bool zeroed = false;
@@ -439,7 +439,14 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero) {
   h->usable = usable;
   h->heap = NULL;
   h->heap_next = h->heap_prev = NULL;
+  h->guarded = 0;
   if (zero && !zeroed) memset(user, 0, size);
+  if (VAM_SECURE_BUILD && vam__os_noaccess(user + usable - page, page) == 0) {
+    /* Secure: the last page (added for it above) traps an overflow. */
+    h->guarded = 1;
+    h->usable -= page;
+    vam__va_note_split(2);
+  }
   VAM_GAUGE(committed_bytes, usable);
   VAM_GAUGE(huge_bytes, usable);
   VAM_COUNT(huge_allocs);
@@ -465,10 +472,36 @@ vam_huge_t *vam__huge_of(const void *p) {
   return h;
 }
 
+/* Is p inside a live huge object (for naming a misuse)?  Steps back over
+ * at most 256 chunks (1 GiB) of the map to a head. */
+bool vam__huge_contains(const void *p) {
+  uintptr_t a = (uintptr_t)p & ~(uintptr_t)VAM_CHUNK_MASK;
+  for (size_t steps = 0; steps < 256 && a >= VAM_CHUNK_SIZE; steps++, a -= VAM_CHUNK_SIZE) {
+    unsigned kind = vam__chunkmap_kind(a);
+    if (kind == VAM_MAP_CHUNK) return false;
+    if (kind != VAM_MAP_HUGE_HEAD) continue;
+    const vam_huge_t *h = (const vam_huge_t *)a;
+    return h->magic == VAM_HUGE_MAGIC && (const uint8_t *)p > h->user &&
+           (const uint8_t *)p < h->user + h->usable;
+  }
+  return false;
+}
+
 void vam__huge_free(vam_huge_t *h) {
   uint8_t *base = h->map_base;
   size_t map_size = h->map_size, usable = h->usable;
   uint8_t *user = h->user;
+  if (h->guarded) {
+    /* The range goes back to the pool: lift the guard first, or leak the
+     * range (never reuse memory that would fault). */
+    if (vam__os_commit(user + usable, vam__os_config.page_size) != 0) {
+      VAM_COUNT(huge_leaked);
+      return;
+    }
+    h->guarded = 0;
+    vam__va_note_split(-2);
+    usable += vam__os_config.page_size; /* the gauges counted it */
+  }
   /* The head stays marked (HUGE_FREED) while the range is pooled, so a
    * second free of it is reported as what it is. */
   vam__chunkmap_set((uintptr_t)base, VAM_MAP_HUGE_FREED);

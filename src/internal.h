@@ -87,6 +87,7 @@ static inline const char *vam__option_str(uint64_t field) { return (const char *
 
 extern vam_options_t vam__options;
 void vam__options_init(char **environ);
+void vam__options_ignore(char **environ); /* secure-execution programs */
 void vam__options_markdown(int fd);
 
 /* ---- stats.c: the statistics table ----------------------------------------
@@ -183,7 +184,8 @@ void vam__sizeclass_init(void);
 /* ---- chunkmap.c: which 4 MiB ranges are ours -------------------------------- */
 /* HUGE_FREED: the head of a huge block that was freed into the region
  * pool (still mapped): a later free of it is a double free. */
-enum { VAM_MAP_NONE = 0, VAM_MAP_CHUNK = 1, VAM_MAP_HUGE_HEAD = 2, VAM_MAP_HUGE_USER = 3, VAM_MAP_HUGE_FREED = 4 };
+enum { VAM_MAP_NONE = 0, VAM_MAP_CHUNK = 1, VAM_MAP_HUGE_HEAD = 2, VAM_MAP_HUGE_USER = 3, VAM_MAP_HUGE_FREED = 4,
+       VAM_MAP_ZERO = 5 /* secure build: the PROT_NONE range malloc(0) points into */ };
 /* Top level: slot t holds its leaf's address minus t << VAM_MAP_LEAF_BITS,
  * so the chunk index itself, unmasked, finds the byte (one instruction
  * fewer on free's fast path). */
@@ -260,6 +262,9 @@ void vam__chunk_release_cached(void);
  * madvise per contiguous run; returns bytes purged. */
 uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t max_runs);
 bool vam__span_shrink(vam_page_t *pg, size_t new_units);
+/* Secure build: make the span's last OS page PROT_NONE (pg->guarded on
+ * success); span_free undoes it before the units go back. */
+void vam__span_guard(vam_page_t *pg);
 /* For reports: adds every live slab's malloc count (by size class) and
  * sums the blocks still out. */
 void vam__chunk_sum_slabs(uint64_t *bin_mallocs, uint64_t *blocks_out);
@@ -295,6 +300,16 @@ static inline void vam__page_push(vam_page_t *pg, vam_block_t *b) {
   pg->free = b;
 }
 void *vam__page_pop_corrupt(vam_page_t *pg, vam_block_t *b);
+/* ---- secure.c: the secure build's extras (declared in every build) ------- */
+void vam__secure_on_alloc(vam_page_t *pg, void *b);
+bool vam__secure_on_free(vam_page_t *pg, void *b);
+bool vam__secure_still_clean(const vam_page_t *pg, const void *b);
+void *vam__quarantine_swap(vam_heap_t *heap, void *b);
+uint64_t vam__secure_random(vam_heap_t *heap);
+void *vam__zero_alloc(void);
+void vam__zero_free(void *p);
+bool vam__zero_live(const void *p);
+#define VAM_GUARD_SLAB_RATIO 4
 /* Hand out b, the head of pg's free list (every malloc path ends here):
  * its link must decode into the chunk, and is wiped so that the block
  * does not look free while it is live. */
@@ -305,6 +320,9 @@ static inline void *vam__page_pop(vam_page_t *pg, vam_block_t *b) {
   b->link = 0;
   pg->used++;
   pg->mallocs++;
+#if VAM_SECURE_BUILD
+  vam__secure_on_alloc(pg, b);
+#endif
   return b;
 }
 bool vam__page_extend(vam_page_t *pg);
@@ -358,6 +376,7 @@ void vam__userheap_fork_child(void);
 void *vam__huge_alloc(size_t size, size_t align, bool zero);
 void vam__huge_free(vam_huge_t *h);
 vam_huge_t *vam__huge_of(const void *p);
+bool vam__huge_contains(const void *p);
 void *vam__huge_realloc(vam_huge_t *h, size_t size);
 uint64_t vam__huge_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t max_runs);
 void vam__huge_release_cache(void);

@@ -55,7 +55,8 @@ void vam__page_init_small(vam_page_t *pg, size_t bin, vam_heap_t *heap) {
   pg->block_size = (uint32_t)bs;
   pg->div_shift = (uint8_t)__builtin_ctzll(bs);
   pg->div_inv = vam__bin_inv[bin];
-  pg->reserved = (uint32_t)((pg->units * VAM_UNIT_SIZE) / bs);
+  size_t bytes = pg->units * VAM_UNIT_SIZE - (pg->guarded ? vam__os_config.page_size : 0);
+  pg->reserved = (uint32_t)(bytes / bs);
   pg->capacity = 0;
   pg->used = 0;
   pg->key = key_new(heap);
@@ -76,8 +77,24 @@ bool vam__page_extend(vam_page_t *pg) {
   size_t bs = pg->block_size;
   uint8_t *first = pg->start + (size_t)pg->capacity * bs;
   /* Linked from the last block back, so the list runs in address order. */
+#if VAM_SECURE_BUILD
+  /* Secure: blocks start zeroed (malloc checks it) and go out in random
+   * order (a Fisher-Yates walk over the batch). */
+  memset(first, 0, (size_t)n * bs);
+  uint32_t order[EXTEND_BYTES / 16 + 1];
+  if (n > sizeof order / sizeof order[0]) n = sizeof order / sizeof order[0];
+  for (uint32_t i = 0; i < n; i++) order[i] = i;
+  for (uint32_t i = n; i > 1; i--) {
+    uint32_t j = (uint32_t)(vam__secure_random(pg->heap) % i), t = order[i - 1];
+    order[i - 1] = order[j];
+    order[j] = t;
+  }
+  pg->capacity += n; /* first: the pushes below are boundary-checked */
+  for (uint32_t i = 0; i < n; i++) vam__page_push(pg, (vam_block_t *)(first + (size_t)order[i] * bs));
+#else
   for (uint32_t i = n; i-- > 0;) vam__page_push(pg, (vam_block_t *)(first + (size_t)i * bs));
   pg->capacity += n;
+#endif
   return true;
 }
 
@@ -166,5 +183,8 @@ void *vam__page_pop_corrupt(vam_page_t *pg, vam_block_t *b) {
   b->link = 0;
   pg->used++;
   pg->mallocs++;
+#if VAM_SECURE_BUILD
+  vam__secure_on_alloc(pg, b);
+#endif
   return b;
 }

@@ -45,6 +45,20 @@
 
 /* A free block: its first word is an encoded link (page.c), never a raw
  * pointer. */
+/* The secure build (secure.c): canary bytes at the end of each small
+ * block, a per-thread quarantine, guard pages. */
+#ifdef VAM_SECURE
+#define VAM_SECURE_BUILD 1
+#define VAM_CANARY_SIZE 8
+#else
+#define VAM_SECURE_BUILD 0
+#define VAM_CANARY_SIZE 0
+#endif
+#define VAM_QUARANTINE 256
+/* link ^ key of a block in quarantine: no real link decodes to it (links
+ * are 8-aligned), so a second free of it is certain to be a double free. */
+#define VAM_QUARANTINED ((uintptr_t)1)
+
 typedef struct vam_block {
   uintptr_t link;
 } vam_block_t;
@@ -95,6 +109,7 @@ typedef struct __attribute__((aligned(128))) vam_page {
   uint8_t bin;
   uint8_t in_full;               /* on its heap's full list */
   uint8_t zeroed;                /* large: span known to read as zeroes */
+  uint8_t guarded;               /* its last OS page is PROT_NONE (secure) */
   struct vam_page *next, *prev;  /* bin queue or full list */
   vam_atomic(struct vam_page *) remote_next; /* heap remote stack link */
 } vam_page_t;
@@ -135,6 +150,7 @@ typedef struct vam_huge {
   size_t usable;      /* bytes usable at user */
   struct vam_heap *heap;               /* first-class heap, or NULL */
   struct vam_huge *heap_next, *heap_prev; /* that heap's huge objects */
+  uint8_t guarded;    /* the page after usable is PROT_NONE (secure) */
 } vam_huge_t;
 
 /* Per-heap counters, written only by the owning thread with plain stores;
@@ -166,6 +182,11 @@ typedef struct vam_heap {
   uint32_t large_cache_units;     /* units held there */
   uint64_t cache_used_ms;         /* vam__purge_clock_ms when a cache was last used */
   uint64_t key_seq;               /* free-list keys drawn (page.c) */
+#if VAM_SECURE_BUILD
+  void *quarantine[VAM_QUARANTINE]; /* freed blocks waiting (secure.c) */
+  uint32_t quarantine_pos;
+  uint32_t slabs_made;            /* every GUARD_SLAB_RATIO-th gets a guard */
+#endif
   bool is_shared;                 /* the locked heap for threads in teardown */
   bool is_user;                   /* a first-class heap (userheap.c) */
   /* First-class heaps only.  Allocation happens under `lock`; frees come
