@@ -8,7 +8,8 @@
  * pthread_atfork) proceeds, because the core is usable by then.
  *
  * Nothing here allocates through libc, prints through stdio or calls
- * getenv: options come from environ, read once. */
+ * getenv: options come from environ, read once, and not at all in a
+ * secure-execution (setuid) program, which runs on the defaults. */
 #include "internal.h"
 
 vam_atomic(int) vam__init_state;
@@ -64,6 +65,14 @@ static void apply_options(void) {
   if (vam__options.faults) vam__os_fault_spec(vam__option_str(vam__options.faults), true);
 }
 
+/* The options, from the environment unless this is a secure-execution
+ * program (setuid, setgid, file capabilities): there the environment is
+ * the less trusted caller's, who could turn the corruption checks off. */
+static void read_options(char **env) {
+  if (vam__os_secure_exec()) vam__options_ignore(env);
+  else vam__options_init(env);
+}
+
 static bool env_flag(char **env, const char *name) {
   size_t n = strlen(name);
   for (char **e = env; e && *e; e++)
@@ -79,7 +88,7 @@ void vam__init_slow(void) {
     vam__os_init();
     char **env = vam__os_environ();
     env_was_missing = (env == NULL);
-    vam__options_init(env);
+    read_options(env);
     apply_options();
     vam__sizeclass_init();
     vam__page_keys_init();
@@ -88,7 +97,7 @@ void vam__init_slow(void) {
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     vam_store_release(&vam__init_state, 2);
     tls_in_init = false;
-    if (env_flag(env, "VAMALLOC_HELP")) vam_options_print(2);
+    if (env_flag(env, "VAMALLOC_HELP") && !vam__os_secure_exec()) vam_options_print(2);
     return;
   }
   if (tls_in_init) return; /* recursion from our own init */
@@ -103,7 +112,7 @@ __attribute__((constructor)) static void vam_constructor(void) {
   if (env_was_missing && vam__os_environ() != NULL) {
     /* Initialised before libc set up environ: read the options now. */
     env_was_missing = false;
-    vam__options_init(vam__os_environ());
+    read_options(vam__os_environ());
     apply_options();
   }
 }

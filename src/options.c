@@ -3,7 +3,8 @@
  * the validation messages and the printed documentation.
  *
  * The environment is read once, at init, straight from environ (no getenv,
- * which is off limits after start-up).  A bad value never stops the program:
+ * which is off limits after start-up); a secure-execution (setuid) program
+ * ignores it (init.c).  A bad value never stops the program:
  * one stderr line names the variable, the bad value and the value used. */
 #include "internal.h"
 
@@ -164,6 +165,31 @@ void vam__options_init(char **env) {
     vam__buf_str(&b, "\n");
     vam__buf_flush(&b);
   }
+}
+
+/* A secure-execution program ignores every VAMALLOC_* variable (init.c):
+ * one line names them and says why, when there are any. */
+void vam__options_ignore(char **env) {
+  vam_buf_t b;
+  vam__buf_init(&b, 2);
+  size_t n = 0;
+  for (char **e = env; e && *e; e++) {
+    if (strncmp(*e, "VAMALLOC_", 9) != 0) continue;
+    if (++n > 8) { /* the line stays short; the caller's names are not trusted */
+      if (n == 9) vam__buf_str(&b, ", ...");
+      continue;
+    }
+    vam__buf_str(&b, n == 1 ? "vamalloc: secure-execution program (setuid, setgid or "
+                              "capabilities): ignoring "
+                            : ", ");
+    for (size_t i = 0; (*e)[i] && (*e)[i] != '=' && i < 64; i++) {
+      char c = (*e)[i];
+      vam__buf_strn(&b, c >= 0x20 && c < 0x7f ? &c : "?", 1);
+    }
+  }
+  if (n == 0) return;
+  vam__buf_str(&b, "; the defaults apply\n");
+  vam__buf_flush(&b);
 }
 
 VAM_API void vam_options_print(int fd) {
