@@ -378,7 +378,7 @@ def summarize_workloads(wl, names, subject):
                   for a, v in per.items() if v and med_t[a] > 0}
         row = {"workload": w, "time": med_t, "rss_kib": med_m, "spread": spread,
                "n": {a: len(v) for a, v in per.items()}}
-        peers = [a for a in names if a != subject and a in med_t]
+        peers = [a for a in names if not a.startswith("vamalloc") and a in med_t]
         if subject in med_t and peers:
             row["ratio_time"] = {a: med_t[subject] / med_t[a] for a in peers if med_t[a] > 0}
             row["ratio_rss"] = {a: med_m[subject] / med_m[a] for a in peers if med_m[a] > 0}
@@ -617,6 +617,8 @@ def main():
     ap.add_argument("--allocators", default=None,
                     help="comma list among glibc,jemalloc,mimalloc,tcmalloc,vamalloc")
     ap.add_argument("--subject", default="vamalloc", help="allocator the ratios are about")
+    ap.add_argument("--extra", action="append", default=[], metavar="NAME=LIB",
+                    help="one more allocator to preload (A/B runs: another vamalloc build)")
     ap.add_argument("--workloads", default=None,
                     help="comma list of benchmarks to run (%s)" % ",".join(b.name for b in BENCHES))
     ap.add_argument("--cases", default=None, help="comma list of cases (passed as --only=)")
@@ -653,6 +655,11 @@ def main():
         Allocator("tcmalloc", os.path.join(LIBDIR, "libtcmalloc_minimal.so.4")),
         Allocator("vamalloc", os.path.join(build_dir, "libvamalloc.so")),
     ]
+    secure = os.path.join(build_dir, "libvamalloc-secure.so")
+    allocs.append(Allocator("vamalloc-secure", secure))
+    for spec in args.extra:
+        name, _, lib = spec.partition("=")
+        allocs.append(Allocator(name, os.path.abspath(lib)))
     if args.allocators:
         keep = args.allocators.split(",")
         allocs = [a for a in allocs if a.name in keep]
