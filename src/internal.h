@@ -42,7 +42,7 @@ static inline bool vam_is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; 
   X(CHUNK_CACHE, chunk_cache, uint, 4, 0, 1024, "",                                         \
     "empty 4 MiB chunks kept for reuse (purged when idle) instead of unmapped")                  \
   X(ON_CORRUPTION, on_corruption, enum, 0, 0, 2, "abort|warn|ignore",                       \
-    "what to do on detected heap corruption (invalid free of a heap address)")              \
+    "what to do on detected heap misuse (double, interior or invalid free, overwritten free list)")              \
   X(DONTDUMP, dontdump, bool, 0, 0, 1, "",                                                  \
     "exclude vamalloc's reservations from core dumps (marked once per reservation)")        \
   X(HOST_SHIM, host_shim, bool, 1, 0, 1, "",                                                \
