@@ -24,8 +24,9 @@ static vam_cold void *fail_enomem(void) {
 /* cache: this thread's heap, whose cache of freed spans may serve it, or
  * NULL (first-class heaps, threads without a heap). */
 static void *alloc_large(vam_heap_t *cache, size_t size, size_t align, bool zero) {
-  if (VAM_SECURE_BUILD) size += vam__os_config.page_size; /* room for the guard page */
-  size_t units = (size + VAM_UNIT_SIZE - 1) >> VAM_UNIT_SHIFT;
+  /* Secure: room for the guard page after the object. */
+  size_t span_bytes = size + (VAM_SECURE_BUILD ? vam__os_config.page_size : 0);
+  size_t units = (span_bytes + VAM_UNIT_SIZE - 1) >> VAM_UNIT_SHIFT;
   size_t align_units = align > VAM_UNIT_SIZE ? align >> VAM_UNIT_SHIFT : 1;
   bool zeroed = false;
   vam_page_t *pg = NULL;
@@ -58,8 +59,9 @@ static void *alloc_block(vam_heap_t *uheap, size_t size, size_t align, bool zero
   void *p = NULL;
   /* Rounding the size up to the alignment picks a class whose blocks are
    * all aligned to it (sizeclass.c), for any alignment up to a unit. */
-  size_t small_size = align > 8 ? vam_align_up(size ? size : 1, align) : size;
-  small_size += VAM_CANARY_SIZE; /* secure: the canary's room at the end */
+  /* Secure: the canary's room at the end, before the rounding. */
+  size_t with_canary = size + VAM_CANARY_SIZE;
+  size_t small_size = align > 8 ? vam_align_up(with_canary ? with_canary : 1, align) : with_canary;
   if (small_size <= VAM_SMALL_MAX && align <= VAM_UNIT_SIZE) {
     size_t bin = vam__bin_of(small_size);
     bool locked = false;

@@ -349,7 +349,7 @@ void vam__span_guard(vam_page_t *pg) {
 
 /* false: the guard could not be lifted; the span must never be reused
  * (a later block there would fault), so it stays carved: a leak, counted. */
-static bool span_unguard(vam_page_t *pg) {
+bool vam__span_unguard(vam_page_t *pg) {
   if (!pg->guarded) return true;
   if (vam__os_commit(guard_page(pg), vam__os_config.page_size) != 0) {
     VAM_COUNT(fallback_allocs);
@@ -361,7 +361,7 @@ static bool span_unguard(vam_page_t *pg) {
 }
 
 void vam__span_free(vam_page_t *pg) {
-  if (!span_unguard(pg)) return;
+  if (!vam__span_unguard(pg)) return;
   vam_chunk_t *c = vam__chunk_of(pg);
   size_t start = (size_t)(pg - c->pages), n = pg->units;
   uint64_t now = vam__os_now_ms();

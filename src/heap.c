@@ -262,7 +262,9 @@ void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
     VAM_COUNT(pages_acquired);
     heap->page_count++;
 #if VAM_SECURE_BUILD
-    if (heap->slabs_made++ % VAM_GUARD_SLAB_RATIO == 0) vam__span_guard(pg);
+    if (heap->slabs_made++ % VAM_GUARD_SLAB_RATIO == 0 &&
+        pg->units * VAM_UNIT_SIZE - vam__os_config.page_size >= vam__bin_size[bin])
+      vam__span_guard(pg);
 #endif
   }
   vam__page_init_small(pg, bin, heap);

@@ -265,6 +265,7 @@ bool vam__span_shrink(vam_page_t *pg, size_t new_units);
 /* Secure build: make the span's last OS page PROT_NONE (pg->guarded on
  * success); span_free undoes it before the units go back. */
 void vam__span_guard(vam_page_t *pg);
+bool vam__span_unguard(vam_page_t *pg);
 /* For reports: adds every live slab's malloc count (by size class) and
  * sums the blocks still out. */
 void vam__chunk_sum_slabs(uint64_t *bin_mallocs, uint64_t *blocks_out);

@@ -55,7 +55,11 @@ void vam__page_init_small(vam_page_t *pg, size_t bin, vam_heap_t *heap) {
   pg->block_size = (uint32_t)bs;
   pg->div_shift = (uint8_t)__builtin_ctzll(bs);
   pg->div_inv = vam__bin_inv[bin];
-  size_t bytes = pg->units * VAM_UNIT_SIZE - (pg->guarded ? vam__os_config.page_size : 0);
+  size_t page = vam__os_config.page_size;
+  /* A guarded spare reused for a class whose one block needs the guard's
+   * page: lift the guard (if the kernel refuses, the last block is lost). */
+  if (pg->guarded && pg->units * VAM_UNIT_SIZE - page < bs) vam__span_unguard(pg);
+  size_t bytes = pg->units * VAM_UNIT_SIZE - (pg->guarded ? page : 0);
   pg->reserved = (uint32_t)(bytes / bs);
   pg->capacity = 0;
   pg->used = 0;
