@@ -204,28 +204,51 @@ static void test_munmap_refused_chunk(void **state) {
 
 /* Metadata allocation fails as a thread starts: its allocations still work
  * (the shared heap) or fail cleanly, and it gets its own heap once the
- * kernel cooperates. */
+ * kernel cooperates.  The thread only records what it saw (a cmocka assert
+ * in a worker thread crashes instead of reporting); the main thread asserts. */
+typedef struct meta_result {
+  int spec_rc[2];       /* vam__os_fault_spec: set, then clear */
+  void *p, *q;          /* vam_malloc(40) under the fault, then without */
+  int p_errno;
+  bool p_on_fallback;   /* no heap of its own after the first malloc */
+  bool q_own_heap;      /* its own heap after the second */
+} meta_result_t;
+
 static void *thread_under_meta_failure(void *arg) {
-  (void)arg;
-  faults("mmap=ENOMEM");
-  void *p = vam_malloc(40);
-  if (p == NULL && errno != ENOMEM) return (void *)1;
-  faults("");
-  void *q = vam_malloc(40);
-  if (q == NULL) return (void *)2;
-  if (vam__tls_heap == &vam__empty_heap) return (void *)3; /* not stuck on the fallback */
-  vam_free(p);
-  vam_free(q);
+  meta_result_t *r = arg;
+  r->spec_rc[0] = vam__os_fault_spec("mmap=ENOMEM", true);
+  errno = 0;
+  r->p = vam_malloc(40);
+  r->p_errno = errno;
+  r->p_on_fallback = vam__tls_heap == &vam__empty_heap;
+  r->spec_rc[1] = vam__os_fault_spec("", true);
+  r->q = vam_malloc(40);
+  r->q_own_heap = vam__tls_heap != &vam__empty_heap;
+  vam_free(r->p);
+  vam_free(r->q);
   return NULL;
 }
 
 static void test_metadata_failure(void **state) {
   (void)state;
+  /* Fill the metadata bump region (a 64 KiB request takes a region of its
+   * own, to the byte), so the new thread's heap needs a fresh mapping, the
+   * one the fault refuses.  No thread has exited, so no pooled heap. */
+  assert_non_null(vam__meta_alloc((size_t)64 * 1024));
+  uint64_t mmap_fail0 = stat(&vam__os_counters[VAM_OS_mmap].failures);
+  meta_result_t r = {.spec_rc = {-1, -1}};
   pthread_t t;
-  void *res = (void *)9;
-  pthread_create(&t, NULL, thread_under_meta_failure, NULL);
-  pthread_join(t, &res);
-  assert_null(res);
+  assert_int_equal(pthread_create(&t, NULL, thread_under_meta_failure, &r), 0);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  assert_int_equal(r.spec_rc[0], 0);
+  assert_int_equal(r.spec_rc[1], 0);
+  /* The injection was hit: an mmap was refused and the thread ran on the
+   * shared heap, without a heap of its own. */
+  assert_true(stat(&vam__os_counters[VAM_OS_mmap].failures) > mmap_fail0);
+  assert_true(r.p_on_fallback);
+  if (r.p == NULL) assert_int_equal(r.p_errno, ENOMEM);
+  assert_non_null(r.q);
+  assert_true(r.q_own_heap); /* not stuck on the fallback */
 }
 
 /* VAMALLOC_VERBOSE=1: one line when vamalloc degrades and one when it
