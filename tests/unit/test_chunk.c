@@ -67,6 +67,62 @@ static void test_freed_run_in_old_chunk_is_found(void **state) {
   drain();
 }
 
+/* What every span is: aligned as asked, inside one chunk's body (never
+ * unit 0, the header), described by the descriptor of its first unit (the
+ * later units lead back to it), disjoint from every other live span, counted
+ * in its chunk's free units, and, once freed, the first fit again. */
+#define PROPS 64
+static void test_span_properties(void **state) {
+  (void)state;
+  fill(); /* older chunks full: what follows is deterministic first fit */
+  static const size_t lens[] = {1, 2, 3, 5, 8, 16}, aligns[] = {1, 2, 4, 8};
+  vam_page_t *got[PROPS];
+  size_t want_units[PROPS];
+  for (int i = 0; i < PROPS; i++) {
+    size_t n = lens[i % 6], al = aligns[(i / 6) % 4];
+    got[i] = vam__span_alloc(n, al, NULL);
+    assert_non_null(got[i]);
+    vam_page_t *pg = got[i];
+    want_units[i] = n;
+    vam_chunk_t *c = vam__chunk_of(pg->start);
+    assert_int_equal(c->magic, VAM_CHUNK_MAGIC);
+    assert_int_equal(pg->units, n);
+    assert_ptr_equal(pg, &c->pages[((uintptr_t)pg->start & VAM_CHUNK_MASK) >> VAM_UNIT_SHIFT]);
+    assert_int_equal((uintptr_t)pg->start % (al * VAM_UNIT_SIZE), 0);
+    assert_true((uintptr_t)pg->start - (uintptr_t)c >= VAM_UNIT_SIZE); /* not the header */
+    assert_true((uintptr_t)pg->start - (uintptr_t)c + n * VAM_UNIT_SIZE <= VAM_CHUNK_SIZE);
+    for (size_t u = 0; u < n; u++) /* every unit leads to the span */
+      assert_ptr_equal(vam__page_of(c, pg->start + u * VAM_UNIT_SIZE + 123), pg);
+    memset(pg->start, i + 1, n * VAM_UNIT_SIZE);
+  }
+  /* Disjoint: every span still holds its own byte, first to last. */
+  for (int i = 0; i < PROPS; i++) {
+    size_t len = want_units[i] * VAM_UNIT_SIZE;
+    for (size_t off = 0; off < len; off += 4096 - 1)
+      if (got[i]->start[off] != (uint8_t)(i + 1))
+        fail_msg("span %d (%zu units at %p) overwritten at %zu", i, want_units[i],
+                 (void *)got[i]->start, off);
+    assert_int_equal(got[i]->start[len - 1], (uint8_t)(i + 1));
+  }
+  /* Counted, and reused: freeing a span gives its units back to its chunk,
+   * and the same request takes the same place again. */
+  for (int i = 0; i < PROPS; i += 7) {
+    vam_page_t *pg = got[i];
+    uint8_t *start = pg->start;
+    vam_chunk_t *c = vam__chunk_of(start);
+    size_t n = want_units[i], al = aligns[(i / 6) % 4];
+    uint32_t free0 = c->free_units;
+    vam__span_free(pg);
+    assert_int_equal(c->free_units, free0 + n);
+    got[i] = vam__span_alloc(n, al, NULL);
+    assert_non_null(got[i]);
+    assert_ptr_equal(got[i]->start, start);
+    assert_int_equal(c->free_units, free0);
+  }
+  for (int i = 0; i < PROPS; i++) vam__span_free(got[i]);
+  drain();
+}
+
 static void test_emptied_chunk_is_left_behind(void **state) {
   (void)state;
   /* A chunk that empties leaves the list; a hint that pointed at it moves
@@ -79,6 +135,8 @@ static void test_emptied_chunk_is_left_behind(void **state) {
   fill();
   vam_page_t *b = vam__span_alloc(8, 1, NULL);
   assert_non_null(b);
+  assert_int_equal(b->units, 8);
+  assert_ptr_equal(vam__page_of(vam__chunk_of(b->start), b->start + 7 * VAM_UNIT_SIZE), b);
   memset(b->start, 0x5a, 8 * VAM_UNIT_SIZE);
   vam__span_free(b);
   drain();
@@ -88,6 +146,7 @@ int main(void) {
   vam__ensure_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_freed_run_in_old_chunk_is_found),
+      cmocka_unit_test(test_span_properties),
       cmocka_unit_test(test_emptied_chunk_is_left_behind),
   };
   return cmocka_run_group_tests_name("chunk", tests, NULL, NULL);
