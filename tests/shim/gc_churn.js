@@ -124,6 +124,14 @@ if (wt && !wt.isMainThread) {
     // One at a time, so each exit (and its decommits) happens mid-run.
     for (let i = 0; i < WORKERS; i++) console.log(await runWorker(i));
     console.log('done');
+    // Bun skips exit-time destructors, so vamalloc's stats line is asked for
+    // here (run_shim.py bun-transient sets SHIM_VAMALLOC_SO).
+    if (typeof Bun !== 'undefined' && process.env.SHIM_VAMALLOC_SO) {
+      const { dlopen, FFIType } = require('bun:ffi');
+      const lib = dlopen(process.env.SHIM_VAMALLOC_SO,
+        { vam_stats_print: { args: [FFIType.i32, FFIType.i32], returns: FFIType.void } });
+      lib.symbols.vam_stats_print(2, 1);
+    }
   })().catch((e) => {
     console.error('gc_churn.js: ' + e.message);
     process.exit(4);

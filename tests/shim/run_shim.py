@@ -28,7 +28,9 @@ retry on EAGAIN (why.md item 1).  Each subcommand is one meson test:
                    EAGAIN back (the kernel's answer) and Bun asks again.
   bun-transient    bun under strace injecting EAGAIN into every 3rd madvise per
                    thread (a transient fault): vamalloc's run must complete with
-                   the reference output; the plain run's outcome is reported
+                   the reference output, and its stats line (printed by
+                   gc_churn.js through bun:ffi) must show the shim retried
+                   EAGAIN and never gave up; the plain run's outcome is reported
 
 Counting madvise system calls: `perf stat -e syscalls:sys_exit_madvise`
 (the *exit* tracepoint: a call refused by a seccomp filter never reaches
@@ -124,11 +126,14 @@ def check_so(so):
     if not os.path.exists(so):
         raise Failure('%s does not exist (build first)' % so)
     try:
-        syms = subprocess.run(['nm', '-D', '--defined-only', so], capture_output=True,
-                              text=True, timeout=30).stdout
-    except OSError:
-        return
-    names = {l.split()[-1] for l in syms.splitlines() if l.strip()}
+        nm = subprocess.run(['nm', '-D', '--defined-only', so], capture_output=True,
+                            text=True, timeout=30)
+    except OSError as e:
+        raise Failure('cannot run nm on %s: %s' % (so, e))
+    names = {l.split()[-1] for l in nm.stdout.splitlines() if l.strip()}
+    if nm.returncode != 0 or 'malloc' not in names:
+        raise Failure('nm -D %s: status %d, %d symbols, no malloc: cannot read the exports\n%s'
+                      % (so, nm.returncode, len(names), tail(nm.stderr)))
     missing = [n for n in ('madvise', 'mincore') if n not in names]
     if missing:
         raise Failure('%s does not export %s: the host shim is not built in'
@@ -521,20 +526,32 @@ def t_bun_transient(args):
             % (describe_rc(rc), secs, inj, out_state(out, ref)))
         if inj == 0:
             raise Failure('the plain run made no injected madvise failure')
-        benv.update({'LD_PRELOAD': args.so, 'VAMALLOC_STATS': 'json'})
+        # gc_churn.js prints the stats line itself through bun:ffi (bun skips
+        # exit-time destructors).
+        benv.update({'LD_PRELOAD': args.so, 'VAMALLOC_STATS': 'json', 'SHIM_VAMALLOC_SO': args.so})
         rc, out, err, secs, inj, killed = strace_run(cmd, benv, work, 'vamalloc', args.timeout)
         stats = parse_stats(err)
+        st = max(stats, key=lambda s: s.get('host_madvise_calls', 0)) if stats else {}
         log('bun + vamalloc, every 3rd madvise EAGAIN: %s in %.1fs, %d injected failures, '
-            'output %s; stats line %s'
+            'output %s; host_madvise calls=%s eagain=%s retries=%s giveups=%s'
             % (describe_rc(rc), secs, inj, out_state(out, ref),
-               'host_madvise_retries=%s' % stats[0].get('host_madvise_retries') if stats
-               else 'not printed (bun skips exit-time destructors)'))
+               st.get('host_madvise_calls'), st.get('host_madvise_eagain'),
+               st.get('host_madvise_retries'), st.get('host_madvise_giveups')))
         if rc != 0:
             raise Failure('bun with vamalloc failed under injection: %s\n%s'
                           % (describe_rc(rc), tail(err)))
         if out != ref:
             raise Failure('bun with vamalloc: output differs from the reference:\n%s\n--- vs ---\n%s'
                           % (out, ref))
+        if not st:
+            raise Failure('bun with vamalloc printed no stats line (is vamalloc loaded?)\n%s'
+                          % tail(err))
+        if inj == 0:
+            raise Failure('the vamalloc run made no injected madvise failure')
+        if host(st, 'host_madvise_eagain') == 0 or host(st, 'host_madvise_retries') == 0:
+            raise Failure('the shim absorbed no EAGAIN from bun: %r' % st)
+        if host(st, 'host_madvise_giveups') != 0:
+            raise Failure('the shim gave up although every failure was transient: %r' % st)
 
 
 TESTS = {
