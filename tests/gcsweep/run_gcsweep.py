@@ -5,8 +5,8 @@ meson test:
 
   glibc          no preload: validates the tool itself (plain page path)
   vamalloc       LD_PRELOAD=libvamalloc.so: objects from vamalloc, GC pages
-                 through vam_pages_* (required once the .so exports them;
-                 before that the plain path goes through the host shim)
+                 through vam_pages_* (required: nm must show the .so exports
+                 them; an nm that prints nothing fails the test)
   dontdump       the same with --dontdump on (VAM_PAGES_DONTDUMP)
   storm-strace   strace -f injects EAGAIN into madvise calls 2, 5, 8, ... of
                  every thread (a transient storm): the run must finish with
@@ -18,7 +18,7 @@ meson test:
                    plain   glibc, --plain-retry spin: bmalloc's SYSCALL()
                            loop; expected to freeze at 100% CPU per sweeper
                            (reported, validates the injection)
-                   vam     vamalloc's page API (when exported): must finish,
+                   vam     vamalloc's page API (always run): must finish,
                            data verified, every decommit refused
                    shim    vamalloc preloaded, --pages plain --plain-retry
                            spin: the tool spins like Bun, but each madvise
@@ -81,13 +81,21 @@ def parse_result(out, err, rc, what):
                   % (what, rc, out[-1500:], err[-1500:]))
 
 
-def exports_pages(so):
+def require_page_api(so):
+    """libvamalloc.so exports the page API; an nm that cannot run, fails or
+    prints nothing is a failure, never a reason to skip the page-API run."""
     try:
-        syms = subprocess.run(['nm', '-D', '--defined-only', so], capture_output=True,
-                              text=True, timeout=30).stdout
-    except OSError:
-        return False
-    return any(l.split()[-1] == 'vam_pages_reserve' for l in syms.splitlines() if l.strip())
+        nm = subprocess.run(['nm', '-D', '--defined-only', so], capture_output=True,
+                            text=True, timeout=30)
+    except OSError as e:
+        raise Failure('cannot run nm on %s: %s' % (so, e))
+    names = {l.split()[-1] for l in nm.stdout.splitlines() if l.strip()}
+    if nm.returncode != 0 or 'malloc' not in names:
+        raise Failure('nm -D %s: status %d, %d symbols, no malloc: cannot read the exports\n%s'
+                      % (so, nm.returncode, len(names), nm.stderr[-1500:]))
+    missing = [n for n in ('vam_pages_reserve', 'vam_pages_decommit') if n not in names]
+    if missing:
+        raise Failure('%s does not export %s' % (so, ', '.join(missing)))
 
 
 def summary(r):
@@ -130,15 +138,12 @@ def preload_env(args):
 
 
 def require_pages(args, r, what):
-    if exports_pages(args.so):
-        if r['pages'] != 'vam':
-            raise Failure('%s: %s exports vam_pages_* but the tool used %s (%s)'
-                          % (what, args.so, r['pages'], r['pages_how']))
-        if r['decommits'] + r['decommit_failures'] == 0:
-            raise Failure('%s: no GC page was decommitted' % what)
-    else:
-        log('NOTE: %s does not export vam_pages_* yet: the page part went through the '
-            'plain path (and the host shim)' % args.so)
+    require_page_api(args.so)
+    if r['pages'] != 'vam':
+        raise Failure('%s: %s exports vam_pages_* but the tool used %s (%s)'
+                      % (what, args.so, r['pages'], r['pages_how']))
+    if r['decommits'] + r['decommit_failures'] == 0:
+        raise Failure('%s: no GC page was decommitted' % what)
 
 
 def t_glibc(args):
@@ -231,15 +236,13 @@ def t_storm_seccomp(args):
     if not r['frozen']:
         log('NOTE: the plain spinning run finished (recorded, not a failure)')
 
-    if exports_pages(args.so):
-        r, rc, _ = tool(args, ['--pages', 'vam', '--timeout', '12'], preload_env(args), inject)
-        log('vamalloc page API, every madvise EAGAIN: exit %d, %s' % (rc, summary(r)))
-        expect_ok(r, rc, 'vam pages under a persistent storm')
-        if r['decommit_failures'] == 0:
-            raise Failure('no decommit failed although every madvise fails: %r' % r['pages_how'])
-        check_bounded(r, 'vam pages')
-    else:
-        log('NOTE: %s does not export vam_pages_* yet: page-API run skipped' % args.so)
+    require_page_api(args.so)
+    r, rc, _ = tool(args, ['--pages', 'vam', '--timeout', '12'], preload_env(args), inject)
+    log('vamalloc page API, every madvise EAGAIN: exit %d, %s' % (rc, summary(r)))
+    expect_ok(r, rc, 'vam pages under a persistent storm')
+    if r['decommit_failures'] == 0:
+        raise Failure('no decommit failed although every madvise fails: %r' % r['pages_how'])
+    check_bounded(r, 'vam pages')
 
     r, rc, _ = tool(args, ['--pages', 'plain', '--plain-retry', 'spin', '--timeout', '3'],
                     preload_env(args), inject)
