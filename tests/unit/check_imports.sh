@@ -10,8 +10,16 @@ allowed=" _ITM_deregisterTMCloneTable _ITM_registerTMCloneTable __cxa_finalize _
  pthread_mutex_unlock pthread_setspecific read strchr strcpy strlen strncmp strnlen
  syscall sysconf write getrlimit getrlimit64 mprotect strcmp strstr clock_gettime
  pthread_create pthread_attr_init pthread_attr_setdetachstate pthread_attr_destroy getauxval "
+# An nm that fails or prints nothing is a failure: the library maps memory,
+# so mmap is always among its imports.
+imports=$(nm -D --undefined-only "$so" | awk '{print $2}' | sed 's/@.*//') ||
+  { echo "nm -D --undefined-only $so failed"; exit 1; }
+case " $(echo $imports) " in
+  *" mmap "*|*" mmap64 "*) ;;
+  *) echo "nm shows no mmap import in $so (imports: $(echo $imports)): cannot check"; exit 1 ;;
+esac
 bad=""
-for sym in $(nm -D --undefined-only "$so" | awk '{print $2}' | sed 's/@.*//'); do
+for sym in $imports; do
   case "$allowed" in *" $sym "*|*" $sym
 "*) ;; *) bad="$bad $sym" ;; esac
 done
