@@ -92,6 +92,15 @@ console.log('rounds %d, full GCs %d, survivors %d, checksum %s', ROUNDS, gcs, su
   h.toString(16));
 
 if (process.env.CLIENT_VAMALLOC_SO) {
+  // Is the preload really in this process?  (Before the bun:ffi dlopen
+  // below, which would map the library itself.)  Under a low RLIMIT_AS Bun
+  // turns its JIT off and bun:ffi cannot run, so this line is what
+  // run_clients.py checks there.
+  const fs = require('fs');
+  let so = process.env.CLIENT_VAMALLOC_SO;
+  try { so = fs.realpathSync(so); } catch (e) { /* keep the name */ }
+  const mapped = fs.readFileSync('/proc/self/maps', 'utf8').split('\n').some((l) => l.endsWith(' ' + so));
+  process.stderr.write('note: vamalloc preload ' + (mapped ? 'mapped' : 'NOT mapped') + ': ' + so + '\n');
   try {
     const { dlopen, FFIType } = require('bun:ffi');
     const lib = dlopen(process.env.CLIENT_VAMALLOC_SO,

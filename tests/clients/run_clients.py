@@ -14,15 +14,19 @@ subcommand is one meson test (suite 'clients'):
                 preload; the host shim is on (the default) and the stats line
                 (printed by the script through bun:ffi, as bun skips exit-time
                 destructors) must show host_madvise_calls > 0.
-  node-ulimit   the same workloads under RLIMIT_AS (`ulimit -v`) at --limit-mib:
-  bun-ulimit    the lowest limit where the workload runs with glibc, found by
-                ulimit_probe.py (tests/clients/ulimit-latest.md), plus a
-                margin.  node runs with a fixed pool of 2 workers there, so
-                the limit does not depend on the CPU count.  The run without
-                the preload comes first: if it fails at this limit here
-                (another machine, another node), the test skips and says so.
-                Otherwise the preloaded run must pass too: vamalloc must not
-                need more address space than glibc.
+  node-ulimit   the same workloads under RLIMIT_AS (`ulimit -v`), at a limit
+  bun-ulimit    found on this machine: a geometric bisection (about 8 runs
+                of a few seconds) finds the lowest limit where the workload
+                runs correctly without the preload (glibc), and the test
+                runs at that plus 15%.  node runs with a fixed pool of 2
+                workers there.  The run without the preload must pass at the
+                test limit (twice; failing is a failure, never a skip), then
+                the preloaded run must pass too, with vamalloc really loaded
+                (no "cannot be preloaded" from ld.so, a stats line with
+                malloc_calls > 0): vamalloc must not need more address space
+                than glibc.  --limit-mib N skips the probe.
+                ulimit_probe.py (by hand) finds the same limits more finely,
+                with and without the preload (ulimit-latest.md).
 
 Exit status: 0 pass, 1 fail, 77 skip.
 """
@@ -45,6 +49,11 @@ NODE_SCRIPT = os.path.join(HERE, 'node_battery.js')
 BUN_SCRIPT = os.path.join(HERE, 'bun_gc.js')
 # The fixed worker pool of the RLIMIT_AS runs (see the docstring).
 ULIMIT_NODE_ARGS = ['--pool', '2']
+# The RLIMIT_AS probe of the -ulimit tests: bisection range, resolution
+# (stop when hi/lo is below PROBE_RATIO or within one step) and the margin
+# the test limit adds to the lowest passing limit.
+PROBE_LO_MIB, PROBE_HI_MIB, PROBE_STEP_MIB = 64, 65536, 16
+PROBE_RATIO, PROBE_MARGIN = 1.04, 1.15
 
 
 def run(argv, env, timeout, limit_bytes=None, cwd=None):
@@ -125,53 +134,118 @@ def t_client(args, which):
     if out != ref:
         raise Failure('%s with vamalloc: output differs:\n%s\n--- vs the run without ---\n%s'
                       % (which, out, ref))
-    stats = stats_lines(err)
-    if not stats:
-        raise Failure('%s with vamalloc printed no stats line (is vamalloc loaded?)\n%s'
-                      % (which, tail(err)))
-    st = max(stats, key=lambda s: s.get('malloc_calls', 0))
+    st = require_loaded(which, err, '%s with vamalloc' % which)
     log('  vamalloc stats: malloc_calls=%s health=%s host_madvise calls=%s eagain=%s '
         'giveups=%s; enomem_returns=%s'
         % (st.get('malloc_calls'), st.get('health'), st.get('host_madvise_calls'),
            st.get('host_madvise_eagain'), st.get('host_madvise_giveups'),
            st.get('enomem_returns')))
-    if which == 'node' and st.get('malloc_calls', 0) <= 0:
-        raise Failure('node with vamalloc: malloc_calls = 0')
     if which == 'bun' and st.get('host_madvise_calls', 0) <= 0:
         raise Failure('bun with vamalloc: host_madvise_calls = %s: the host shim saw no '
                       'madvise from Bun' % st.get('host_madvise_calls'))
 
 
+def require_loaded(which, err, what):
+    """vamalloc really served the run: ld.so did not drop the preload (it only
+    warns when it cannot map it, e.g. under RLIMIT_AS), the stats line counts
+    malloc calls, and for bun the library is in /proc/self/maps.  Returns
+    the stats line ({} for bun without one)."""
+    dropped = [l for l in err.splitlines() if 'cannot be preloaded' in l]
+    if dropped:
+        raise Failure('%s: ld.so dropped the preload: %s' % (what, dropped[0]))
+    stats = stats_lines(err)
+    if which == 'bun':
+        # bun_gc.js reads /proc/self/maps before anything else maps the
+        # library; its stats line (bun:ffi) is missing where Bun runs
+        # without its JIT (a low RLIMIT_AS).
+        if 'note: vamalloc preload mapped: ' not in err:
+            raise Failure('%s: the preload is not in /proc/self/maps\n%s' % (what, tail(err)))
+        if not stats:
+            return {}
+    if not stats:
+        raise Failure('%s printed no stats line (is vamalloc loaded?)\n%s' % (what, tail(err)))
+    st = max(stats, key=lambda s: s.get('malloc_calls', 0))
+    if st.get('malloc_calls', 0) <= 0:
+        raise Failure('%s: malloc_calls = %s: vamalloc served no malloc' % (what, st.get('malloc_calls')))
+    return st
+
+
+def round_up(mib, step=PROBE_STEP_MIB):
+    return -(-int(mib) // step) * step
+
+
+def probe_limit(which, exe, timeout):
+    """The lowest RLIMIT_AS (MiB) at which the workload runs correctly without
+    the preload on this machine: a geometric bisection between PROBE_LO_MIB
+    and PROBE_HI_MIB down to PROBE_RATIO (about 8 runs of a few seconds).
+    Returns (limit, reference output)."""
+    rc0, ref, err, secs = run_client(which, exe, None, timeout, None, ulimit=True)
+    if rc0 != 0:
+        raise Failure('%s workload fails without a limit: %s\n%s' % (which, describe_rc(rc0), tail(err)))
+
+    def passes(lim):
+        r, out, err, secs = run_client(which, exe, None, timeout, lim << 20, ulimit=True)
+        ok = r == 0 and out == ref
+        log('  probe: %s without the preload at %5d MiB: %s in %.1fs%s'
+            % (which, lim, describe_rc(r), secs, '' if ok or r != 0 else ', output differs'))
+        return ok
+    lo, hi = PROBE_LO_MIB, PROBE_HI_MIB
+    if not passes(hi):
+        raise Failure('%s does not run without the preload even at %d MiB' % (which, hi))
+    while hi > lo * PROBE_RATIO and hi - lo > PROBE_STEP_MIB:
+        mid = round_up((lo * hi) ** 0.5)
+        if mid >= hi:
+            break
+        if passes(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi, ref
+
+
 def t_ulimit(args, which):
     check_so(args.so)
-    if not args.limit_mib:
-        raise Failure('--limit-mib is required')
     exe = find_node(args.node) if which == 'node' else find_bun(args.bun)
-    lim = args.limit_mib << 20
-    rc, ref, err, secs = run_client(which, exe, None, args.timeout, lim, ulimit=True)
-    log('%s without the preload, RLIMIT_AS %d MiB: %s in %.1fs'
-        % (which, args.limit_mib, describe_rc(rc), secs))
-    if rc != 0:
-        raise Skip('%s does not run without the preload at %d MiB here (%s), so there is '
-                   'nothing to compare; rerun tests/clients/ulimit_probe.py\n%s'
-                   % (which, args.limit_mib, describe_rc(rc), tail(err, 6)))
+    if args.limit_mib:
+        limit = args.limit_mib
+        rc0, ref, err, secs = run_client(which, exe, None, args.timeout, None, ulimit=True)
+        if rc0 != 0:
+            raise Failure('%s workload fails without a limit: %s\n%s'
+                          % (which, describe_rc(rc0), tail(err)))
+    else:
+        lowest, ref = probe_limit(which, exe, args.timeout)
+        limit = round_up(lowest * PROBE_MARGIN)
+        log('%s runs without the preload down to %d MiB here; testing at %d MiB (+%d%%)'
+            % (which, lowest, limit, round((PROBE_MARGIN - 1) * 100)))
+    lim = limit << 20
+    # The run without the preload must pass at the limit (twice: the margin
+    # absorbs thread-timing noise; a limit it cannot keep is a failure of the
+    # probe, never a skip).
+    for attempt in (1, 2):
+        rc, out, err, secs = run_client(which, exe, None, args.timeout, lim, ulimit=True)
+        log('%s without the preload, RLIMIT_AS %d MiB: %s in %.1fs, output %s'
+            % (which, limit, describe_rc(rc), secs, 'correct' if out == ref else 'DIFFERENT'))
+        if rc != 0 or out != ref:
+            raise Failure('%s without the preload fails at %d MiB (%s): the limit is not one '
+                          'glibc keeps\n%s' % (which, limit, describe_rc(rc), tail(err, 6)))
     rc, out, err, secs = run_client(which, exe, args.so, args.timeout, lim, ulimit=True)
     stats = stats_lines(err)
     st = max(stats, key=lambda s: s.get('malloc_calls', 0)) if stats else {}
-    log('%s with vamalloc, RLIMIT_AS %d MiB: %s in %.1fs, output %s; health=%s '
+    log('%s with vamalloc, RLIMIT_AS %d MiB: %s in %.1fs, output %s; malloc_calls=%s health=%s '
         'budget_refusals=%s enomem_returns=%s reserved_bytes_peak=%s'
-        % (which, args.limit_mib, describe_rc(rc), secs, 'correct' if out == ref else 'DIFFERENT',
-           st.get('health'), st.get('budget_refusals'), st.get('enomem_returns'),
-           st.get('reserved_bytes_peak')))
+        % (which, limit, describe_rc(rc), secs, 'correct' if out == ref else 'DIFFERENT',
+           st.get('malloc_calls'), st.get('health'), st.get('budget_refusals'),
+           st.get('enomem_returns'), st.get('reserved_bytes_peak')))
     for line in err.splitlines():
         if line.startswith('note:'):
             log('  ' + line)
     if rc != 0:
         raise Failure('%s runs without the preload at %d MiB but not with vamalloc: %s\n%s'
-                      % (which, args.limit_mib, describe_rc(rc), tail(err)))
+                      % (which, limit, describe_rc(rc), tail(err)))
     if out != ref:
         raise Failure('%s with vamalloc at %d MiB: output differs:\n%s\n--- vs ---\n%s'
-                      % (which, args.limit_mib, out, ref))
+                      % (which, limit, out, ref))
+    require_loaded(which, err, '%s with vamalloc at %d MiB' % (which, limit))
 
 
 TESTS = {

@@ -2,9 +2,9 @@
 """Find, by bisection, the lowest RLIMIT_AS (`ulimit -v`) at which node and
 bun start, and at which the client workloads of tests/clients run correctly,
 without the preload (glibc) and with libvamalloc.so.  Not part of CI: run it
-by hand; it writes tests/clients/ulimit-latest.md, and the limits of the
-node-ulimit/bun-ulimit tests in tests/clients/meson.build come from it (the
-glibc workload limit plus a margin).
+by hand; it writes tests/clients/ulimit-latest.md.  The node-ulimit and
+bun-ulimit tests probe their own limit on the machine (run_clients.py: a
+coarser bisection of the glibc workload limit, plus 15%).
 
   tests/clients/ulimit_probe.py [--so build/libvamalloc.so] [--step 16]
                                 [--out tests/clients/ulimit-latest.md]
