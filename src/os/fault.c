@@ -3,7 +3,12 @@
  * Spec: comma-separated rules, one per call kind:
  *   KIND=ERRNO[:after=N][:count=N][:every=N][:rate=P][:seed=S]
  * KIND is mmap, munmap, mremap, madvise, mprotect, mincore, host_madvise or
- * host_mincore; ERRNO is EAGAIN, ENOMEM, EINVAL, EFAULT, EPERM or a number.
+ * host_mincore; ERRNO is EAGAIN, ENOMEM, EINVAL, EFAULT, EPERM or a number,
+ * or `park` (with :out=FD:in=FD): the chosen calls do not fail but stop
+ * before the kernel call, write one byte to fd `out` and wait for one byte
+ * on fd `in`, holding whatever locks the caller holds.  Only threads of the
+ * process that installed the rules park, and never the thread that
+ * installed them (the test's controller, which forks meanwhile).
  * The first `after` calls of that kind pass; of the rest, every `every`-th
  * fails (default every one), each with probability `rate` drawn from a
  * seeded generator (default 1), at most `count` times in all (default no
@@ -12,14 +17,21 @@
  *
  * The hook itself (vam__os_fault) exists only in builds with
  * VAM_FAULT_INJECTION; the parser is always there so a release build can
- * say clearly that the variable has no effect. */
+ * say clearly that the variable has no effect.  The same builds carry the
+ * in-process test hooks of os.h: the park callback and the fake clock. */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 #include "os.h"
+
+#define FAULT_PARK (-1) /* the `park` pseudo-errno */
+#define FD_UNSET UINT64_MAX
 
 typedef struct fault_rule {
   int err;
   uint64_t after, count, every, rate_ppm, seed;
+  uint64_t out, in; /* park: the fds to signal on and to wait on */
 } fault_rule_t;
 
 #ifdef VAM_FAULT_INJECTION
@@ -27,6 +39,10 @@ static fault_rule_t rules[VAM_OS_CALL_KINDS];
 static vam_atomic(uint64_t) seen[VAM_OS_CALL_KINDS];
 static vam_atomic(uint64_t) failed[VAM_OS_CALL_KINDS];
 static vam_atomic(int) active;
+static long installer_pid;
+static pthread_t installer;
+_Atomic(vam_os_park_fn) vam__os_park_hook;
+vam_atomic(uint64_t) vam__os_fake_ms;
 #endif
 
 static bool parse_num(const char **p, uint64_t *out) {
@@ -67,6 +83,10 @@ static int parse_errno(const char **p) {
       {"EAGAIN", EAGAIN}, {"ENOMEM", ENOMEM}, {"EINVAL", EINVAL}, {"EFAULT", EFAULT}, {"EPERM", EPERM}};
   const char *s = *p, *e = s;
   while (*e && *e != ':' && *e != ',') e++;
+  if (word_is(s, (size_t)(e - s), "park")) {
+    *p = e;
+    return FAULT_PARK;
+  }
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (word_is(s, (size_t)(e - s), names[i].name)) {
       *p = e;
@@ -88,7 +108,7 @@ static int parse(const char *spec, fault_rule_t *out) {
       if (word_is(p, (size_t)(eq - p), vam__os_call_names[k])) kind = k;
     if (kind < 0) return EINVAL;
     p = eq + 1;
-    fault_rule_t r = {.every = 1, .rate_ppm = 1000000, .count = UINT64_MAX};
+    fault_rule_t r = {.every = 1, .rate_ppm = 1000000, .count = UINT64_MAX, .out = FD_UNSET, .in = FD_UNSET};
     r.err = parse_errno(&p);
     if (r.err == 0) return EINVAL;
     while (*p == ':') {
@@ -104,9 +124,13 @@ static int parse(const char *spec, fault_rule_t *out) {
       else if (word_is(k, kl, "every")) ok = parse_num(&p, &r.every) && r.every > 0;
       else if (word_is(k, kl, "seed")) ok = parse_num(&p, &r.seed);
       else if (word_is(k, kl, "rate")) ok = parse_rate(&p, &r.rate_ppm);
+      else if (word_is(k, kl, "out")) ok = parse_num(&p, &r.out) && r.out < 65536;
+      else if (word_is(k, kl, "in")) ok = parse_num(&p, &r.in) && r.in < 65536;
       else ok = false;
       if (!ok) return EINVAL;
     }
+    if ((r.err == FAULT_PARK) != (r.out != FD_UNSET) || (r.out != FD_UNSET) != (r.in != FD_UNSET))
+      return EINVAL; /* park needs both fds; an errno takes none */
     if (*p == ',') p++;
     else if (*p) return EINVAL;
     out[kind] = r;
@@ -121,6 +145,8 @@ int vam__os_fault_spec(const char *spec, bool install) {
 #ifdef VAM_FAULT_INJECTION
   if (install) {
     vam_store_release(&active, 0);
+    installer_pid = vam__os_getpid();
+    installer = pthread_self();
     for (int k = 0; k < VAM_OS_CALL_KINDS; k++) {
       rules[k] = parsed[k];
       vam_store_relaxed(&seen[k], 0);
@@ -143,10 +169,25 @@ static uint64_t mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+/* A `park` rule: tell the controller, then wait for its go (no allocation,
+ * raw fds).  A closed or failing fd ends the wait. */
+static int park_on_fds(const fault_rule_t *r) {
+  char c = 'P';
+  if (write((int)r->out, &c, 1) != 1) return 0;
+  while (read((int)r->in, &c, 1) < 0 && errno == EINTR) {
+  }
+  return 0;
+}
+
 int vam__os_fault(vam_os_call_t kind) {
+  vam_os_park_fn park = atomic_load_explicit(&vam__os_park_hook, memory_order_acquire);
+  if (park) park(kind);
   if (!vam_load_acquire(&active)) return 0;
   const fault_rule_t *r = &rules[kind];
   if (r->err == 0) return 0;
+  if (r->err == FAULT_PARK &&
+      (vam__os_getpid() != installer_pid || pthread_equal(pthread_self(), installer)))
+    return 0; /* a forked child, or the controller: never parked */
   uint64_t n = vam_fetch_add_relaxed(&seen[kind], 1);
   if (n < r->after) return 0;
   uint64_t m = n - r->after;
@@ -154,6 +195,12 @@ int vam__os_fault(vam_os_call_t kind) {
   if (r->rate_ppm < 1000000 && mix(r->seed ^ (m * 0x2545f4914f6cdd1dull)) % 1000000 >= r->rate_ppm)
     return 0;
   if (vam_fetch_add_relaxed(&failed[kind], 1) >= r->count) return 0;
+  if (r->err == FAULT_PARK) {
+    int saved = errno;
+    park_on_fds(r);
+    errno = saved;
+    return 0;
+  }
   return r->err;
 }
 #endif

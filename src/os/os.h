@@ -79,8 +79,25 @@ int vam__os_retry_eagain(vam_os_call_t kind, unsigned max, unsigned *tries);
  * it folds away to nothing.  Rules come from VAMALLOC_FAULTS (fault.c). */
 #ifdef VAM_FAULT_INJECTION
 int vam__os_fault(vam_os_call_t kind);
+/* Test hooks of the same builds (fault.c), for deterministic concurrency
+ * tests; none of them exists in the shipped libraries.
+ *  - vam__os_park_hook: when set, called on the calling thread at the start
+ *    of every counted kernel call (before the fault rule), whatever locks
+ *    the caller holds; it may block there, so a test can hold a thread
+ *    inside the allocator with a lock taken and fork meanwhile.
+ *  - vam__os_fake_ms: when non-zero, vam__os_now_ms returns it (the purge
+ *    clock under the test's control). */
+typedef void (*vam_os_park_fn)(vam_os_call_t kind);
+extern _Atomic(vam_os_park_fn) vam__os_park_hook;
+extern vam_atomic(uint64_t) vam__os_fake_ms;
+#define VAM_OS_FAKE_CLOCK()                                     \
+  do {                                                          \
+    uint64_t vam_fake_ = vam_load_relaxed(&vam__os_fake_ms);    \
+    if (vam_fake_) return vam_fake_;                            \
+  } while (0)
 #else
 static inline int vam__os_fault(vam_os_call_t kind) { (void)kind; return 0; }
+#define VAM_OS_FAKE_CLOCK() ((void)0)
 #endif
 /* Parse a VAMALLOC_FAULTS spec; with install, make it the active rule set
  * (and restart the call counters).  Returns 0, EINVAL for a bad spec, or

@@ -106,6 +106,7 @@ int vam__os_purge(void *addr, size_t size, bool lazy_free, bool *zeroed) {
 }
 
 uint64_t vam__os_now_ms(void) {
+  VAM_OS_FAKE_CLOCK(); /* test builds: the fake clock, when set */
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
