@@ -10,9 +10,9 @@ CHECKS
       and must finish with correct output: stress (--short --strict-errno
       --allow-enomem 2) prints "stress: OK"; python3 (PYTHONMALLOC=malloc) and
       node run workload.py / workload.js and must print exactly what a plain,
-      unlimited run prints.  node is skipped (exit 77, with a note naming the
-      lowest limit at which plain node starts) where plain node itself cannot
-      start under L.
+      unlimited run prints.  Where plain node itself cannot start under L
+      the check fails, naming the lowest limit at which plain node starts
+      (meson.build runs node only at 1024 and 8192 MiB).
   live-heap --limit-mib L --slack-mib S
       With B = live_heap's own VmSize (a plain run, no allocator preloaded),
       `live_heap --mib N` must succeed under RLIMIT_AS = L for
@@ -30,10 +30,13 @@ CHECKS
       vamalloc's mappings (mappings_peak if reported, else mappings) stay
       below M and the process's map count, sampled every 10 ms, never
       exceeds M; or `live_heap --map-churn 1500` (1500 blocks of 5 MiB, each
-      needing its own mapping unless the allocator packs them): it must either
-      get a clean NULL+ENOMEM and recover after freeing, or hold them all with
-      vamalloc's mapping count below M; and the process's own map count at the
-      peak must stay at or below M (what max_map_count limits).  Under another
+      needing its own mapping: VAMALLOC_LARGE_POOL_MAX=1 turns the pool that
+      would pack them off): it must get a clean NULL+ENOMEM and recover after
+      freeing, with vamalloc's mapping count below M; and the process's own
+      map count at the peak must stay at or below M (what max_map_count
+      limits).  With vamalloc the cap must bind (budget_refusals > 0; no VA
+      budget is set, so every refusal is the cap's): M must be low enough
+      for the program to run into it.  Under another
       allocator VAMALLOC_MAP_MAX means nothing and the kernel merges adjacent
       mappings, so there this check passes without testing much.
   startup --max-mib X
@@ -296,9 +299,10 @@ def check_as_limit(args):
         env = {}
         if not node_start_ok(exe, L):
             low = node_start_min(exe, lo=L)
-            log('NOTE: plain node (glibc, no preload) does not start under RLIMIT_AS=%d MiB '
-                '(lowest limit where it starts: %s MiB); skipped' % (L, low if low else '> 16384'))
-            raise Skip('node cannot start under %d MiB even without vamalloc' % L)
+            raise Failure('plain node (glibc, no preload) does not start under RLIMIT_AS=%d MiB '
+                          '(lowest limit where it starts: %s MiB): run node only at limits '
+                          'where it starts (tests/budget/meson.build)'
+                          % (L, low if low else '> 16384'))
     ref = run(argv, env=env, timeout=args.timeout)
     require_ok(ref, 'plain unlimited reference run')
     r = run(argv, so=so, limit_mib=L, env=dict(env, **stats_env(so)), timeout=args.timeout)
@@ -389,6 +393,18 @@ def peak_mappings(stats_lines):
     return best
 
 
+def require_cap_bound(st, M, what):
+    """The cap really bound: vamalloc refused a reservation (no VA budget is
+    set here, so every refusal is the map cap's)."""
+    if st is None:
+        return
+    if 'budget_refusals' not in st:
+        raise Failure('%s: stats report no budget_refusals' % what)
+    if st['budget_refusals'] <= 0:
+        raise Failure('%s: VAMALLOC_MAP_MAX=%d never bound (budget_refusals=0): the test '
+                      'tested nothing; %s' % (what, M, summarize_stats(st)))
+
+
 def check_map_max(args):
     M, so = args.map_max, args.so
     env = dict(stats_env(so), VAMALLOC_MAP_MAX=str(M))
@@ -407,6 +423,7 @@ def check_map_max(args):
                 raise Failure('stats report no mappings count')
             if st[key] >= M:
                 raise Failure('vamalloc %s=%d, not below VAMALLOC_MAP_MAX=%d' % (key, st[key], M))
+            require_cap_bound(st, M, 'stress')
             log('stress with VAMALLOC_MAP_MAX=%d: OK, vamalloc %s=%d, process mappings seen at most %d; %s'
                 % (M, key, st[key], r.maps_peak, summarize_stats(st)))
         else:
@@ -414,6 +431,9 @@ def check_map_max(args):
                 'mapping count of its own)' % (M, r.maps_peak))
         return
     K = args.churn_blocks
+    # No huge-block pool: every 5 MiB block needs a mapping of its own, so
+    # the cap binds (vamalloc would otherwise pack them into a few).
+    env['VAMALLOC_LARGE_POOL_MAX'] = '1'
     r = run([args.live_heap, '--map-churn', str(K)], so=so, env=env, timeout=args.timeout)
     require_ok(r, 'live_heap --map-churn %d with VAMALLOC_MAP_MAX=%d' % (K, M))
     held, reached_null = kv(r.out, 'held'), kv(r.out, 'reached_null')
@@ -427,6 +447,10 @@ def check_map_max(args):
                       'NULL reached: %s)' % (peak, M, held, K, bool(reached_null)))
     if proc_peak > M:
         raise Failure('the process had %d mappings at the peak, above VAMALLOC_MAP_MAX=%d' % (proc_peak, M))
+    if is_vamalloc(so):
+        if not reached_null:
+            raise Failure('all %d blocks held under VAMALLOC_MAP_MAX=%d: the cap never bound' % (K, M))
+        require_cap_bound(max(r.stats(), key=lambda s: s.get('budget_refusals', 0)), M, 'map-churn')
     if reached_null:
         log('OK: clean NULL with ENOMEM after %d blocks of 5 MiB, recovered after freeing; vamalloc mappings '
             'peak %s, process maps at peak %d' % (held, peak, proc_peak))
