@@ -27,11 +27,19 @@ static bool key_ready;
  *                         a heap short of memory drains the pool (-> pool)
  *   vam__chunk_lock       chunk.c; a new chunk is reserved (-> hint) and mapped (-> map)
  *   vam__huge_cache_lock  huge.c; kernel calls and map updates happen outside it
+ *   vam__zero_lock        secure.c, secure build: malloc(0)'s reservation
+ *                         (-> budget, hint) and its map entry (-> map)
  *   vam__map_lock         chunkmap.c; a new leaf is metadata (-> meta)
  *   vam__meta_lock        meta.c; a new region is a reservation (-> hint)
- *   vam__hint_lock        vabudget.c; VA-bits placement, the innermost */
+ *   vam__hint_lock        vabudget.c; VA-bits placement, the innermost
+ * tests/unit/test_fork_locks.c parks a thread holding each one and forks.
+ *
+ * The malloc(0) lock is a weak reference: secure.c defines it only in the
+ * secure build (and, until it is named vam__zero_lock there, not at all);
+ * where it is absent the slot is NULL and skipped. */
+extern pthread_mutex_t vam__zero_lock __attribute__((weak, visibility("hidden")));
 static pthread_mutex_t *const outer_locks[] = {&vam__pages_lock, &vam__stats_lock};
-static pthread_mutex_t *const inner_locks[] = {&vam__chunk_lock, &vam__huge_cache_lock,
+static pthread_mutex_t *const inner_locks[] = {&vam__chunk_lock, &vam__huge_cache_lock, &vam__zero_lock,
                                                &vam__map_lock, &vam__meta_lock, &vam__hint_lock};
 #define NOUTER (sizeof outer_locks / sizeof outer_locks[0])
 #define NINNER (sizeof inner_locks / sizeof inner_locks[0])
@@ -40,18 +48,21 @@ static void fork_prepare(void) {
   for (size_t i = 0; i < NOUTER; i++) pthread_mutex_lock(outer_locks[i]);
   vam__userheap_fork_prepare();
   vam__heap_fork_prepare();
-  for (size_t i = 0; i < NINNER; i++) pthread_mutex_lock(inner_locks[i]);
+  for (size_t i = 0; i < NINNER; i++)
+    if (inner_locks[i]) pthread_mutex_lock(inner_locks[i]);
 }
 
 static void fork_parent(void) {
-  for (size_t i = NINNER; i-- > 0;) pthread_mutex_unlock(inner_locks[i]);
+  for (size_t i = NINNER; i-- > 0;)
+    if (inner_locks[i]) pthread_mutex_unlock(inner_locks[i]);
   vam__heap_fork_parent();
   vam__userheap_fork_parent();
   for (size_t i = NOUTER; i-- > 0;) pthread_mutex_unlock(outer_locks[i]);
 }
 
 static void fork_child(void) {
-  for (size_t i = NINNER; i-- > 0;) pthread_mutex_init(inner_locks[i], NULL);
+  for (size_t i = NINNER; i-- > 0;)
+    if (inner_locks[i]) pthread_mutex_init(inner_locks[i], NULL);
   vam__heap_fork_child();
   vam__userheap_fork_child();
   for (size_t i = NOUTER; i-- > 0;) pthread_mutex_init(outer_locks[i], NULL);
