@@ -30,13 +30,14 @@ CHECKS
       vamalloc's mappings (mappings_peak if reported, else mappings) stay
       below M and the process's map count, sampled every 10 ms, never
       exceeds M; or `live_heap --map-churn 1500` (1500 blocks of 5 MiB, each
-      needing its own mapping: VAMALLOC_LARGE_POOL_MAX=1 turns the pool that
-      would pack them off): it must get a clean NULL+ENOMEM and recover after
+      needing its own mapping): it must get a clean NULL+ENOMEM and recover after
       freeing, with vamalloc's mapping count below M; and the process's own
       map count at the peak must stay at or below M (what max_map_count
-      limits).  With vamalloc the cap must bind (budget_refusals > 0; no VA
-      budget is set, so every refusal is the cap's): M must be low enough
-      for the program to run into it.  Under another
+      limits).  Both run with VAMALLOC_LARGE_POOL_MAX=1 and
+      VAMALLOC_RESERVE_MAX=4M (no pool packing huge blocks, no large
+      reservations), so that they need many mappings.  With vamalloc the
+      cap must bind (budget_refusals > 0; no VA budget is set, so every
+      refusal is the cap's).  Under another
       allocator VAMALLOC_MAP_MAX means nothing and the kernel merges adjacent
       mappings, so there this check passes without testing much.
   startup --max-mib X
@@ -407,7 +408,12 @@ def require_cap_bound(st, M, what):
 
 def check_map_max(args):
     M, so = args.map_max, args.so
-    env = dict(stats_env(so), VAMALLOC_MAP_MAX=str(M))
+    # No huge-block pool and reservations of at most 4 MiB: every huge block
+    # and every chunk needs a mapping of its own, so the programs run into
+    # the cap (with the defaults vamalloc packs them into 10-20 mappings,
+    # and the cap leaves it at least 16).
+    env = dict(stats_env(so), VAMALLOC_MAP_MAX=str(M), VAMALLOC_LARGE_POOL_MAX='1',
+               VAMALLOC_RESERVE_MAX='4M')
     if args.program == 'stress':
         r = run(stress_argv(args), so=so, env=env, timeout=args.timeout, sample_maps=True)
         require_ok(r, 'stress with VAMALLOC_MAP_MAX=%d' % M)
@@ -431,9 +437,6 @@ def check_map_max(args):
                 'mapping count of its own)' % (M, r.maps_peak))
         return
     K = args.churn_blocks
-    # No huge-block pool: every 5 MiB block needs a mapping of its own, so
-    # the cap binds (vamalloc would otherwise pack them into a few).
-    env['VAMALLOC_LARGE_POOL_MAX'] = '1'
     r = run([args.live_heap, '--map-churn', str(K)], so=so, env=env, timeout=args.timeout)
     require_ok(r, 'live_heap --map-churn %d with VAMALLOC_MAP_MAX=%d' % (K, M))
     held, reached_null = kv(r.out, 'held'), kv(r.out, 'reached_null')
