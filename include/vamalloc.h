@@ -260,7 +260,9 @@ VAM_API int vam_pages_release(void *addr, size_t size);
   C(misuse_invalid_pointer, "free/realloc/usable_size of pointers vamalloc never handed out, reported") \
   C(misuse_freelist_corrupt, "free-list links found overwritten after free, reported") \
   C(misuse_canary, "block canaries found overwritten at free (secure build)")         \
-  C(misuse_write_after_free, "freed blocks found written before reuse (secure build)")
+  C(misuse_write_after_free, "freed blocks found written before reuse (secure build)") \
+  C(chunk_guard_failures, "chunks without their front guard page (refused, or pages not 4 KiB)") \
+  C(huge_guard_failures, "huge objects without the guard page before their header (refused)")
 
 /* Versioned by size: struct_size first, then the fields of the list above
  * in order; a binary built against an older, shorter struct passes its

@@ -1,7 +1,7 @@
 /* alloc.c: the public malloc family (vam_*), with the fast paths.
  *
  * malloc fast path: size -> bin by table (byte steps to 1 KiB, 128-byte
- * steps to 32 KiB), heap->direct[bin]->free non-NULL, pop.  free fast path:
+ * steps to 32 KiB), pop heap->direct[bin]'s head if its link decodes.  free fast path:
  * chunk-map says "ours", mask to the chunk, find the unit's descriptor (or,
  * for a later unit of a slab, the slab's), local_owner is this thread's
  * heap, push.  No shared counter is touched on either.  Everything else
@@ -67,7 +67,7 @@ static void *alloc_block(vam_heap_t *uheap, size_t size, size_t align, bool zero
     bool locked = false;
     vam_heap_t *heap = uheap ? uheap : vam__heap_for_slow_path(&locked);
     vam_page_t *pg = heap->direct[bin];
-    p = vam__page_has_free(pg) ? vam__page_pop(pg, pg->free) : vam__heap_malloc_small_slow(heap, bin);
+    p = vam__page_has_free(pg) ? vam__page_pop(pg) : vam__heap_malloc_small_slow(heap, bin);
     vam__heap_unlock_shared(locked);
     if (p && zero) memset(p, 0, vam__bin_size[bin] - VAM_CANARY_SIZE);
   } else if (size <= VAM_LARGE_MAX && align < VAM_CHUNK_SIZE / 2) {
@@ -108,10 +108,11 @@ VAM_API void *vam_malloc(size_t size) {
   else if (size <= VAM_MID_MAX) bin = vam__bin_of_mid[(size + 127) >> 7];
   else return alloc_generic(size, 0, false);
   {
-    vam_heap_t *heap = vam__tls_heap;
-    vam_page_t *pg = heap->direct[bin];
-    vam_block_t *b = pg->free;
-    if (vam_likely((uintptr_t)b & VAM_CHUNK_MASK)) return vam__page_pop(pg, b);
+    /* No emptiness test: an empty list's head is a word reading 0, which
+     * fails the link check like a corrupt link; alloc_generic tells the
+     * two apart (vam__page_has_free) and reports only corruption. */
+    void *p = vam__page_try_pop(vam__tls_heap->direct[bin]);
+    if (vam_likely(p != NULL)) return p;
   }
   return alloc_generic(size, 0, false);
 }
@@ -248,27 +249,37 @@ static vam_noinline void free_generic(void *p) {
   }
 }
 
-/* The fast path takes a block of a slab this thread owns when it is on a
- * block boundary and does not look free; everything else, including every
- * misuse, goes to free_generic. */
+/* A block of a slab this thread owns goes on the local list when it is on
+ * a block boundary and does not look free; false: free_generic decides. */
+static vam_always_inline bool free_local(vam_heap_t *heap, vam_page_t *pg, vam_block_t *b) {
+  if (vam_unlikely(!vam__page_block_ok(pg, b) || vam__block_looks_free(pg, b))) return false;
+  vam__page_push(pg, b);
+  if (vam_unlikely(--pg->used == 0)) vam__heap_page_empty(heap, vam__page_of(vam__chunk_of(b), b));
+  return true;
+}
+
+/* A later unit of a multi-unit slab: its descriptor points back to the
+ * slab's, which may well be ours.  The cold calls take p, not pg: with
+ * pg live there the compiler would materialize it on the fast path too
+ * (one instruction: the descriptors sit past the chunk's front guard). */
+static vam_noinline void free_tail(vam_heap_t *heap, void *p) {
+  vam_page_t *pg = vam__page_of(vam__chunk_of(p), p);
+  if (vam_likely(pg->local_owner == heap) && free_local(heap, pg, p)) return;
+  free_generic(p);
+}
+
+/* The fast path frees a block of a slab this thread owns; everything else,
+ * including every misuse, goes to free_generic. */
 VAM_API void vam_free(void *p) {
   uintptr_t idx = (uintptr_t)p >> VAM_CHUNK_SHIFT;
   if (vam_likely(!VAM_SECURE_BUILD && vam__chunkmap_kind_at(idx) == VAM_MAP_CHUNK)) {
     vam_page_t *pg = vam__unit_page_of((vam_chunk_t *)(idx << VAM_CHUNK_SHIFT), p);
     vam_heap_t *heap = vam__tls_heap;
     if (vam_likely(pg->local_owner == heap)) {
-    push:;
-      vam_block_t *b = p;
-      if (vam_likely(vam__page_block_ok(pg, b) && !vam__block_looks_free(pg, b))) {
-        vam__page_push(pg, b);
-        if (vam_unlikely(--pg->used == 0)) vam__heap_page_empty(heap, pg);
-        return;
-      }
+      if (vam_likely(free_local(heap, pg, p))) return;
     } else if (pg->kind == VAM_PAGE_TAIL) {
-      /* A later unit of a multi-unit slab: its descriptor points back to
-       * the slab's, which may well be ours. */
-      pg -= pg->head_offset;
-      if (vam_likely(pg->local_owner == heap)) goto push;
+      free_tail(heap, p);
+      return;
     }
   }
   free_generic(p);

@@ -10,6 +10,18 @@
 
 #define vam_atomic(T) _Atomic(T)
 
+/* VAM_TSAN: built with ThreadSanitizer (gcc's macro, clang's feature). */
+#if defined(__SANITIZE_THREAD__)
+#define VAM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define VAM_TSAN 1
+#endif
+#endif
+#ifndef VAM_TSAN
+#define VAM_TSAN 0
+#endif
+
 #define vam_load_relaxed(p)      atomic_load_explicit((p), memory_order_relaxed)
 #define vam_load_acquire(p)      atomic_load_explicit((p), memory_order_acquire)
 #define vam_store_relaxed(p, v)  atomic_store_explicit((p), (v), memory_order_relaxed)

@@ -158,6 +158,14 @@ static vam_chunk_t *chunk_new(void) {
   arena_next += VAM_CHUNK_SIZE;
   if (vam__va_strict()) vam__va_note_split(1); /* a read/write island in PROT_NONE */
   vam_chunk_t *c = (vam_chunk_t *)p; /* fresh mapping: header reads as zeroes */
+  /* The front guard (types.h); where the OS page is not 4 KiB, or the
+   * kernel says no (the map count), the chunk simply goes without. */
+  if (vam__os_config.page_size == VAM_CHUNK_GUARD && vam__os_noaccess(p, VAM_CHUNK_GUARD) == 0) {
+    c->front_guarded = 1;
+    vam__va_note_split(2);
+  } else {
+    VAM_COUNT(chunk_guard_failures);
+  }
   c->magic = VAM_CHUNK_MAGIC;
   c->free_units = VAM_UNITS - 1;
   c->part_of_arena = !arena_is_single;
@@ -176,6 +184,7 @@ static bool chunk_unmap(vam_chunk_t *c) {
   void *base = c;
   bool part = c->part_of_arena;
   uint8_t slot = c->arena_slot; /* c is gone once unmapped */
+  bool guarded = c->front_guarded;
   vam__chunkmap_set((uintptr_t)base, VAM_MAP_NONE);
   if (vam__va_release(base, VAM_CHUNK_SIZE) != 0) {
     /* munmap refused (e.g. ENOMEM at vm.max_map_count): keep it as ours. */
@@ -185,6 +194,7 @@ static bool chunk_unmap(vam_chunk_t *c) {
   }
   /* A chunk cut out of a larger reservation splits it: the reservation
    * counted once is now (at most) two mappings. */
+  if (guarded) vam__va_note_split(-2);
   if (part) vam__va_note_split(2);
   if (slot) arenas[slot - 1].holed = true;
   VAM_COUNT(chunks_released);
@@ -424,11 +434,13 @@ static void arenas_release_idle(uint64_t now_ms, uint64_t delay_ms, bool force) 
       if (e->arena_slot == a + 1 && (force || now_ms - e->free_since_ms >= delay_ms))
         idle++;
     if (idle != ar->carved) continue;
+    uint32_t guarded = 0;
     for (vam_chunk_t *e = empty_chunks, *next; e; e = next) {
       next = e->next;
       if (e->arena_slot != a + 1) continue;
       list_remove(&empty_chunks, e);
       empty_count--;
+      guarded += e->front_guarded;
       vam__chunkmap_set((uintptr_t)e, VAM_MAP_NONE);
     }
     uint32_t carved = ar->carved;
@@ -443,6 +455,7 @@ static void arenas_release_idle(uint64_t now_ms, uint64_t delay_ms, bool force) 
       continue;
     }
     if (vam__va_strict()) vam__va_note_split(-(int)carved); /* its read/write islands */
+    vam__va_note_split(-2 * (int)guarded);                  /* and its front guards */
     vam_stat_add(&vam__stats.chunks_released, carved);
     if (arena_current == a + 1) {
       arena_next = arena_end = NULL;

@@ -20,7 +20,11 @@
  * TLS destructors do) uses one shared heap under a lock. */
 #include "internal.h"
 
-vam_page_t vam__empty_page;
+/* The page every unused bin points at: its list is one word reading 0 and
+ * its key has high bits, so the malloc fast path's link check fails on it
+ * like on any list end (internal.h, vam__page_pop). */
+static uintptr_t empty_list_end; /* stays 0: only ever read */
+vam_page_t vam__empty_page = {.free = (vam_block_t *)&empty_list_end, .key = (uintptr_t)0x0100 << 48};
 vam_heap_t vam__empty_heap = {.direct = {[0 ... VAM_BINS - 1] = &vam__empty_page}};
 __thread vam_heap_t *vam__tls_heap = &vam__empty_heap;
 
@@ -246,7 +250,7 @@ void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
         queue_push_front(q, pg);
       }
       heap->direct[bin] = pg;
-      return vam__page_pop(pg, pg->free);
+      return vam__page_pop(pg);
     }
     page_to_full(heap, pg);
     pg = next;
@@ -271,7 +275,7 @@ void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
   queue_push_front(q, pg);
   heap->direct[bin] = pg;
   vam__page_extend(pg);
-  return vam__page_pop(pg, pg->free);
+  return vam__page_pop(pg);
 }
 
 void vam__heap_free_slow_small(vam_page_t *pg, vam_block_t *b) {

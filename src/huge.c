@@ -1,8 +1,11 @@
 /* huge.c: objects above VAM_LARGE_MAX, and the pool of regions they are
  * carved from.
  *
- * An object starts on a chunk boundary with a one-page header, so free()
- * finds the header by the same masking as for chunks.  Over-aligned objects
+ * An object starts on a chunk boundary with a PROT_NONE guard page and then
+ * a one-page header, so free() finds the header by the same masking as for
+ * chunks, and a linear overflow off whatever lies below (the previous
+ * object of the region, another mapping) faults on the guard instead of
+ * rewriting the header.  mremap moves only what follows the guard.  Over-aligned objects
  * (alignment above a page) sit further in; the chunk holding the user
  * pointer is then marked HUGE_USER in the chunk map and the header is found
  * by stepping back chunk by chunk to the HUGE_HEAD mark.
@@ -392,10 +395,37 @@ static void pool_put(uint8_t *base, size_t size) {
   regions_release(false);
 }
 
+/* The header of the object mapped at base: past the front guard page. */
+static inline vam_huge_t *header_at(uintptr_t base) {
+  return (vam_huge_t *)(base + vam__os_config.page_size);
+}
+
+/* Put the front guard up on a fresh or reused range (the kernel may say
+ * no: the object then goes without, counted). */
+static void front_guard(vam_huge_t *h) {
+  h->front_guarded = 0;
+  if (vam__os_noaccess(h->map_base, vam__os_config.page_size) == 0) {
+    h->front_guarded = 1;
+    vam__va_note_split(2);
+  } else {
+    VAM_COUNT(huge_guard_failures);
+  }
+}
+
+/* Lift it before the range goes back to the pool; false: the kernel said
+ * no, and the range must be leaked (reused, it would fault). */
+static bool front_unguard(vam_huge_t *h) {
+  if (!h->front_guarded) return true;
+  if (vam__os_commit(h->map_base, vam__os_config.page_size) != 0) return false;
+  h->front_guarded = 0;
+  vam__va_note_split(-2);
+  return true;
+}
+
 void *vam__huge_alloc(size_t size, size_t align, bool zero) {
   size_t page = vam__os_config.page_size;
   if (align < page) align = page;
-  size_t header = align > page ? align : page;
+  size_t header = align > 2 * page ? align : 2 * page; /* guard + header */
   if (size > PTRDIFF_MAX - header - VAM_CHUNK_SIZE) return NULL;
   size_t usable = vam_align_up(size, page) + (VAM_SECURE_BUILD ? page : 0);
   size_t map_size = header + usable;
@@ -431,7 +461,7 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero) {
     pool_put(base, map_size);
     return NULL;
   }
-  vam_huge_t *h = (vam_huge_t *)base;
+  vam_huge_t *h = header_at((uintptr_t)base);
   h->magic = VAM_HUGE_MAGIC;
   h->map_base = base;
   h->map_size = map_size;
@@ -440,6 +470,7 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero) {
   h->heap = NULL;
   h->heap_next = h->heap_prev = NULL;
   h->guarded = 0;
+  front_guard(h);
   if (zero && !zeroed) memset(user, 0, size);
   if (VAM_SECURE_BUILD && vam__os_noaccess(user + usable - page, page) == 0) {
     /* Secure: the last page (added for it above) traps an overflow. */
@@ -467,7 +498,7 @@ vam_huge_t *vam__huge_of(const void *p) {
     }
   }
   if (kind != VAM_MAP_HUGE_HEAD) return NULL;
-  vam_huge_t *h = (vam_huge_t *)a;
+  vam_huge_t *h = header_at(a);
   if (h->magic != VAM_HUGE_MAGIC || h->user != (const uint8_t *)p) return NULL;
   return h;
 }
@@ -480,7 +511,7 @@ bool vam__huge_contains(const void *p) {
     unsigned kind = vam__chunkmap_kind(a);
     if (kind == VAM_MAP_CHUNK) return false;
     if (kind != VAM_MAP_HUGE_HEAD) continue;
-    const vam_huge_t *h = (const vam_huge_t *)a;
+    const vam_huge_t *h = header_at(a);
     return h->magic == VAM_HUGE_MAGIC && (const uint8_t *)p > h->user &&
            (const uint8_t *)p < h->user + h->usable;
   }
@@ -491,6 +522,16 @@ void vam__huge_free(vam_huge_t *h) {
   uint8_t *base = h->map_base;
   size_t map_size = h->map_size, usable = h->usable;
   uint8_t *user = h->user;
+  if (!front_unguard(h)) {
+    /* Leaked, but still reported as freed if freed again. */
+    vam__chunkmap_set((uintptr_t)base, VAM_MAP_HUGE_FREED);
+    if (vam__chunk_of(user) != (vam_chunk_t *)base) vam__chunkmap_set((uintptr_t)user, VAM_MAP_NONE);
+    h->magic = 0;
+    VAM_GAUGE(committed_bytes, -(int64_t)usable);
+    VAM_GAUGE(huge_bytes, -(int64_t)usable);
+    VAM_COUNT(huge_leaked);
+    return;
+  }
   if (h->guarded) {
     /* The range goes back to the pool: lift the guard first, or leak the
      * range (never reuse memory that would fault). */
@@ -526,11 +567,13 @@ static bool alone_in_region(const vam_huge_t *h, size_t *reg) {
 }
 
 static void *huge_remap(vam_huge_t *h, size_t new_map, size_t usable) {
-  uint8_t *old_base = h->map_base;
+  size_t page = vam__os_config.page_size;
+  uint8_t *old_base = h->map_base, *new_base = old_base;
   size_t old_map = h->map_size, header = (size_t)(h->user - h->map_base);
   void *out = NULL;
-  if (vam__va_remap(old_base, old_map, new_map, NULL, &out) != 0) {
-    if (header != vam__os_config.page_size) return NULL; /* over-aligned ones copy */
+  /* The guard page stays where it is (a second mapping: mremap takes one). */
+  if (vam__va_remap(old_base + page, old_map - page, new_map - page, NULL, &out) != 0) {
+    if (header != 2 * page) return NULL; /* over-aligned ones copy */
     void *target = NULL;
     if (vam__va_reserve(new_map, VAM_CHUNK_SIZE, true, &target) != 0) return NULL;
     if (vam__chunkmap_set((uintptr_t)target, VAM_MAP_HUGE_HEAD) != 0) {
@@ -541,21 +584,28 @@ static void *huge_remap(vam_huge_t *h, size_t new_map, size_t usable) {
      * map it the moment mremap returns: forget its head before, so a chunk
      * mapped there keeps its entry; put it back if the move fails. */
     vam__chunkmap_set((uintptr_t)old_base, VAM_MAP_NONE);
-    if (vam__va_remap(old_base, old_map, new_map, target, &out) != 0) {
+    if (vam__va_remap(old_base + page, old_map - page, new_map - page, (uint8_t *)target + page, &out) != 0) {
       vam__chunkmap_set((uintptr_t)old_base, VAM_MAP_HUGE_HEAD); /* its leaf exists */
       vam__chunkmap_set((uintptr_t)target, VAM_MAP_NONE);
       vam__va_release(target, new_map);
       return NULL;
     }
-    h = out;
+    /* The old first page stayed behind: unmap it (if the kernel refuses,
+     * it stays reserved, harmless); guard the new base. */
+    new_base = target;
+    h = header_at((uintptr_t)new_base);
+    if (h->front_guarded) vam__va_note_split(-2);
+    vam__va_release(old_base, page);
+    h->map_base = new_base;
+    front_guard(h);
   }
   pthread_mutex_lock(&pool_lock);
   size_t reg = region_of(old_base);
-  if (reg != REGIONS_MAX) regions[reg] = (region_t){(uint8_t *)out, new_map, regions[reg].must_release};
+  if (reg != REGIONS_MAX) regions[reg] = (region_t){new_base, new_map, regions[reg].must_release};
   pthread_mutex_unlock(&pool_lock);
-  h->map_base = out;
+  h->map_base = new_base;
   h->map_size = new_map;
-  h->user = (uint8_t *)out + header;
+  h->user = new_base + header;
   h->usable = usable;
   return h->user;
 }
@@ -572,8 +622,8 @@ static bool at_region_end(const vam_huge_t *h) {
 /* Grow the region's last object in place with mremap (never moves). */
 static void *huge_grow_in_place(vam_huge_t *h, size_t new_map, size_t usable) {
   void *out = NULL;
-  size_t more = new_map - h->map_size;
-  if (vam__va_remap(h->map_base, h->map_size, new_map, NULL, &out) != 0) return NULL;
+  size_t more = new_map - h->map_size, page = vam__os_config.page_size;
+  if (vam__va_remap(h->map_base + page, h->map_size - page, new_map - page, NULL, &out) != 0) return NULL;
   pthread_mutex_lock(&pool_lock);
   size_t reg = region_of(h->map_base);
   if (reg != REGIONS_MAX) regions[reg].size += more;
@@ -641,26 +691,28 @@ void *vam__huge_realloc(vam_huge_t *h, size_t size) {
     if (!got && result == NULL) {
       /* Copy once into a region of its own (over-aligned ones: the
        * caller's malloc+copy). */
-      if (header != page) return NULL;
+      if (header != 2 * page) return NULL;
       uint8_t *base = region_new(new_map, VAM_CHUNK_SIZE, true);
       if (base == NULL) return NULL;
       if (vam__chunkmap_set((uintptr_t)base, VAM_MAP_HUGE_HEAD) != 0) {
         pool_put(base, new_map);
         return NULL;
       }
-      vam_huge_t *n = (vam_huge_t *)base;
+      vam_huge_t *n = header_at((uintptr_t)base);
       *n = *h;
       n->map_base = base;
       n->map_size = new_map;
-      n->user = base + page;
+      n->user = base + header;
       n->usable = usable;
+      front_guard(n);
       memcpy(n->user, h->user, old_usable);
       n->heap_next = n->heap_prev = NULL; /* userheap.c never reaches here */
       VAM_GAUGE(committed_bytes, -(int64_t)old_usable);
       VAM_GAUGE(huge_bytes, -(int64_t)old_usable);
       vam__chunkmap_set((uintptr_t)h->map_base, VAM_MAP_NONE);
       h->magic = 0;
-      pool_put(h->map_base, old_map);
+      if (front_unguard(h)) pool_put(h->map_base, old_map);
+      else VAM_COUNT(huge_leaked);
       result = n->user;
       VAM_GAUGE(committed_bytes, usable);
       VAM_GAUGE(huge_bytes, usable);

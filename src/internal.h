@@ -17,6 +17,7 @@
 #define vam_likely(x) __builtin_expect(!!(x), 1)
 #define vam_unlikely(x) __builtin_expect(!!(x), 0)
 #define vam_noinline __attribute__((noinline))
+#define vam_always_inline inline __attribute__((always_inline))
 #define vam_cold __attribute__((cold, noinline))
 
 static inline size_t vam_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
@@ -172,7 +173,7 @@ extern uint8_t vam__bin_of_mid[VAM_MID_MAX / 128 + 1];
 extern uint32_t vam__bin_size[VAM_BINS];
 extern uint16_t vam__bin_units[VAM_BINS];
 extern uint64_t vam__bin_recip[VAM_BINS];
-extern uint64_t vam__bin_inv[VAM_BINS]; /* inverse of the size's odd part mod 2^64 */
+extern uint64_t vam__bin_mul[VAM_BINS]; /* floor(2^64 / size) + 1 */
 size_t vam__bin_of(size_t size); /* any size <= VAM_SMALL_MAX */
 /* off / size of bin, for any off below the chunk size, by a multiply
  * (free's checks ran a 64-bit divide, 13% of sh6bench). */
@@ -197,7 +198,15 @@ extern vam_atomic(uintptr_t) vam__chunkmap_top[(size_t)1 << VAM_MAP_TOP_BITS];
 static inline unsigned vam__chunkmap_kind_at(uintptr_t idx) { /* idx: addr >> CHUNK_SHIFT */
   uintptr_t top = idx >> VAM_MAP_LEAF_BITS;
   if (vam_unlikely(top >= ((uintptr_t)1 << VAM_MAP_TOP_BITS))) return VAM_MAP_NONE;
-  return vam_load_relaxed((vam_atomic(uint8_t) *)(vam_load_acquire(&vam__chunkmap_top[top]) + idx));
+  uintptr_t leaf = vam_load_acquire(&vam__chunkmap_top[top]);
+#if VAM_TSAN
+  return vam_load_relaxed((vam_atomic(uint8_t) *)(leaf + idx));
+#else
+  /* A byte written only whole: a plain load reads the old or the new kind
+   * on every target, and lets the compiler compare in memory (free's fast
+   * path: one instruction); ThreadSanitizer builds keep the atomic. */
+  return *(const uint8_t *)(leaf + idx);
+#endif
 }
 static inline unsigned vam__chunkmap_kind(uintptr_t addr) {
   return vam__chunkmap_kind_at(addr >> VAM_CHUNK_SHIFT);
@@ -244,7 +253,11 @@ static inline vam_chunk_t *vam__chunk_of(const void *p) {
 /* The descriptor of p's unit, as the fast path sees it (a TAIL for the
  * later units of a multi-unit span). */
 static inline vam_page_t *vam__unit_page_of(vam_chunk_t *c, const void *p) {
-  return &c->pages[((uintptr_t)p & VAM_CHUNK_MASK) >> VAM_UNIT_SHIFT];
+  /* One address: base + offsetof + (unit << 7), as a shift and a mask of
+   * p (128-byte descriptors), so free's fast path spends no instruction
+   * on the front guard's offset. */
+  uintptr_t unit_bytes = ((uintptr_t)p >> (VAM_UNIT_SHIFT - 7)) & ((uintptr_t)(VAM_UNITS - 1) << 7);
+  return &((vam_chunk_t *)((uintptr_t)c + unit_bytes))->pages[0];
 }
 /* The descriptor of the span holding p. */
 static inline vam_page_t *vam__page_of(vam_chunk_t *c, const void *p) {
@@ -273,22 +286,23 @@ void vam__chunk_sum_slabs(uint64_t *bin_mallocs, uint64_t *blocks_out);
 /* ---- page.c: slabs and their encoded free lists -------------------------- */
 void vam__page_keys_init(void);
 void vam__page_init_small(vam_page_t *pg, size_t bin, vam_heap_t *heap);
-/* The end of pg's lists: its chunk's base (never a block; low bits zero). */
+/* The end of pg's lists: its chunk's list_end word (never a block; reads
+ * as 0, which decodes out of the chunk with any key). */
 static inline vam_block_t *vam__page_end(const vam_page_t *pg) {
-  return (vam_block_t *)((uintptr_t)pg & ~(uintptr_t)VAM_CHUNK_MASK);
+  return (vam_block_t *)&vam__chunk_of(pg)->list_end;
 }
+extern vam_page_t vam__empty_page;
 static inline bool vam__page_has_free(const vam_page_t *pg) {
-  return ((uintptr_t)pg->free & VAM_CHUNK_MASK) != 0;
+  return pg->free != vam__page_end(pg) && pg != &vam__empty_page;
 }
-/* p is the start of a carved block of pg: (p - start) / size by the
- * inverse of the size's odd part, rotated by its power of two, is below
- * capacity exactly when p is on a block boundary inside the carved part
- * (any other offset, below start included, rotates to a huge value). */
+/* p is the start of a carved block of pg.  With c = div_mul and
+ * e = size * c mod 2^64 (1 <= e <= size), an offset j * size + r maps to
+ * j * e + r * c: below capacity * e exactly when r = 0 and j < capacity,
+ * and at least c > 2^46 otherwise; offsets below start wrap to nearly
+ * 2^64 (the proof holds for |offset| < 2^32; test_page checks every
+ * class and offset).  One multiply and one compare. */
 static inline bool vam__page_block_ok(const vam_page_t *pg, const void *p) {
-  uint64_t q = ((uint64_t)((uintptr_t)p - (uintptr_t)pg->start)) * pg->div_inv;
-  unsigned k = pg->div_shift;
-  q = (q >> k) | (q << ((64 - k) & 63));
-  return q < pg->capacity;
+  return (uint64_t)((uintptr_t)p - (uintptr_t)pg->start) * pg->div_mul < pg->div_limit;
 }
 /* A free block's link decodes into its own chunk; live data (zeroed by
  * pop, or written by the program) almost never does: the key's top bits
@@ -300,7 +314,7 @@ static inline void vam__page_push(vam_page_t *pg, vam_block_t *b) {
   b->link = (uintptr_t)pg->free ^ (uintptr_t)b ^ pg->key;
   pg->free = b;
 }
-void *vam__page_pop_corrupt(vam_page_t *pg, vam_block_t *b);
+void *vam__page_pop_corrupt(vam_page_t *pg);
 /* ---- secure.c: the secure build's extras (declared in every build) ------- */
 void vam__secure_on_alloc(vam_page_t *pg, void *b);
 bool vam__secure_on_free(vam_page_t *pg, void *b);
@@ -311,12 +325,14 @@ void *vam__zero_alloc(void);
 void vam__zero_free(void *p);
 bool vam__zero_live(const void *p);
 #define VAM_GUARD_SLAB_RATIO 4
-/* Hand out b, the head of pg's free list (every malloc path ends here):
- * its link must decode into the chunk, and is wiped so that the block
- * does not look free while it is live. */
-static inline void *vam__page_pop(vam_page_t *pg, vam_block_t *b) {
+/* Hand out the head of pg's free list if its link decodes into the chunk
+ * (every malloc path ends here); the link is wiped so that the block does
+ * not look free while it is live.  NULL: the list is empty (its head is
+ * the list_end word, reading 0) or the link is corrupt. */
+static inline void *vam__page_try_pop(vam_page_t *pg) {
+  vam_block_t *b = pg->free;
   uintptr_t x = b->link ^ pg->key;
-  if (vam_unlikely(x & ~(uintptr_t)VAM_CHUNK_MASK)) return vam__page_pop_corrupt(pg, b);
+  if (vam_unlikely(x & ~(uintptr_t)VAM_CHUNK_MASK)) return NULL;
   pg->free = (vam_block_t *)(x ^ (uintptr_t)b);
   b->link = 0;
   pg->used++;
@@ -326,13 +342,18 @@ static inline void *vam__page_pop(vam_page_t *pg, vam_block_t *b) {
 #endif
   return b;
 }
+/* The same for a list known not to be empty: a failed check is corruption,
+ * reported (page.c). */
+static inline void *vam__page_pop(vam_page_t *pg) {
+  void *b = vam__page_try_pop(pg);
+  return vam_likely(b != NULL) ? b : vam__page_pop_corrupt(pg);
+}
 bool vam__page_extend(vam_page_t *pg);
 uint32_t vam__page_collect_remote(vam_page_t *pg);
 void vam__page_remote_free(vam_page_t *pg, vam_block_t *b);
 bool vam__page_holds_free(const vam_page_t *pg, const vam_block_t *b);
 
 /* ---- heap.c: thread heaps ------------------------------------------------- */
-extern vam_page_t vam__empty_page;
 extern vam_heap_t vam__empty_heap;
 extern __thread vam_heap_t *vam__tls_heap;
 void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin);

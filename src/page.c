@@ -53,8 +53,7 @@ void vam__page_init_small(vam_page_t *pg, size_t bin, vam_heap_t *heap) {
   pg->kind = VAM_PAGE_SMALL;
   pg->bin = (uint8_t)bin;
   pg->block_size = (uint32_t)bs;
-  pg->div_shift = (uint8_t)__builtin_ctzll(bs);
-  pg->div_inv = vam__bin_inv[bin];
+  pg->div_mul = vam__bin_mul[bin];
   size_t page = vam__os_config.page_size;
   /* A guarded spare reused for a class whose one block needs the guard's
    * page: lift the guard (if the kernel refuses, the last block is lost). */
@@ -62,12 +61,18 @@ void vam__page_init_small(vam_page_t *pg, size_t bin, vam_heap_t *heap) {
   size_t bytes = pg->units * VAM_UNIT_SIZE - (pg->guarded ? page : 0);
   pg->reserved = (uint32_t)(bytes / bs);
   pg->capacity = 0;
+  pg->div_limit = 0;
   pg->used = 0;
   pg->key = key_new(heap);
   pg->free = vam__page_end(pg);
   pg->heap = heap;
   pg->local_owner = heap;
   vam_store_relaxed(&pg->xfree, 0);
+}
+
+static void set_capacity(vam_page_t *pg, uint32_t capacity) {
+  pg->capacity = capacity;
+  pg->div_limit = capacity * (pg->div_mul * pg->block_size); /* capacity * e */
 }
 
 /* Carve the next few blocks into the free list; false when the slab is
@@ -93,11 +98,11 @@ bool vam__page_extend(vam_page_t *pg) {
     order[i - 1] = order[j];
     order[j] = t;
   }
-  pg->capacity += n; /* first: the pushes below are boundary-checked */
+  set_capacity(pg, pg->capacity + n); /* first: the pushes below are boundary-checked */
   for (uint32_t i = 0; i < n; i++) vam__page_push(pg, (vam_block_t *)(first + (size_t)order[i] * bs));
 #else
   for (uint32_t i = n; i-- > 0;) vam__page_push(pg, (vam_block_t *)(first + (size_t)i * bs));
-  pg->capacity += n;
+  set_capacity(pg, pg->capacity + n);
 #endif
   return true;
 }
@@ -180,15 +185,10 @@ bool vam__page_holds_free(const vam_page_t *pg, const vam_block_t *b) {
 
 /* malloc's pop found a link that leaves the chunk: a write after free.
  * Report it; if the program goes on, the rest of the list is abandoned
- * (leaked) and b, a checked block, is handed out. */
-void *vam__page_pop_corrupt(vam_page_t *pg, vam_block_t *b) {
+ * (leaked) and the head, a checked block, is handed out. */
+void *vam__page_pop_corrupt(vam_page_t *pg) {
+  vam_block_t *b = pg->free;
   vam__misuse(VAM_MISUSE_FREELIST_CORRUPT, b, "malloc");
-  pg->free = vam__page_end(pg);
-  b->link = 0;
-  pg->used++;
-  pg->mallocs++;
-#if VAM_SECURE_BUILD
-  vam__secure_on_alloc(pg, b);
-#endif
-  return b;
+  b->link = (uintptr_t)vam__page_end(pg) ^ (uintptr_t)b ^ pg->key;
+  return vam__page_try_pop(pg);
 }

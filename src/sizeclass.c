@@ -26,15 +26,9 @@ uint16_t vam__bin_units[VAM_BINS];
  * 2^-18, less than 1/size for every size up to 2^18: the quotient is
  * exact. */
 uint64_t vam__bin_recip[VAM_BINS];
-/* Inverse of each size's odd part modulo 2^64 (Newton's iteration doubles
- * the correct low bits each step: 3 -> 6 -> ... -> 96): free()'s boundary
- * test multiplies by it (internal.h, vam__page_block_ok). */
-uint64_t vam__bin_inv[VAM_BINS];
-static uint64_t odd_inverse(uint64_t m) {
-  uint64_t inv = m; /* right to 3 bits for any odd m */
-  for (int i = 0; i < 5; i++) inv *= 2 - m * inv;
-  return inv;
-}
+/* floor(2^64 / size) + 1, free()'s boundary multiplier (internal.h,
+ * vam__page_block_ok): size * it wraps to a small e in [1, size]. */
+uint64_t vam__bin_mul[VAM_BINS];
 
 static size_t bin_size_formula(size_t bin) {
   if (bin <= 1) return 8;
@@ -78,7 +72,8 @@ void vam__sizeclass_init(void) {
   }
   for (size_t b = 1; b < VAM_BINS; b++) {
     vam__bin_recip[b] = ((uint64_t)1 << 40) / vam__bin_size[b] + 1;
-    vam__bin_inv[b] = odd_inverse(vam__bin_size[b] >> __builtin_ctz(vam__bin_size[b]));
+    size_t bs = vam__bin_size[b];
+    vam__bin_mul[b] = UINT64_MAX / bs + 1 + ((bs & (bs - 1)) == 0); /* 2^64 / bs exact for powers of two */
   }
   vam__bin_size[0] = 0;
   for (size_t i = 0; i <= VAM_FAST_MAX; i++) vam__bin_of_small[i] = (uint8_t)vam__bin_of(i);

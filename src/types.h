@@ -89,15 +89,14 @@ typedef struct __attribute__((aligned(128))) vam_page {
                                     routes free() to the slow path */
   uintptr_t key;                 /* random secret the links are encoded with */
   uint8_t *start;                /* first block */
-  uint64_t div_inv;              /* inverse of block_size's odd part mod 2^64 */
+  uint64_t div_mul;              /* floor(2^64 / block_size) + 1 */
   uint64_t mallocs;              /* blocks handed out since the owner last
                                     folded this into its heap's counters */
-  uint64_t capacity;             /* blocks carved so far (lazily); 64 bits
-                                    so free's boundary test compares in place */
+  uint64_t div_limit;            /* capacity * (block_size * div_mul mod
+                                    2^64): free's boundary test (internal.h) */
   uint32_t used;                 /* blocks out, as the owner knows it */
   uint16_t head_offset;          /* TAIL units: distance to the head unit */
   uint8_t kind;                  /* vam_page_kind_t */
-  uint8_t div_shift;             /* trailing zero bits of block_size */
   /* ---- second line: slow paths only ---- */
   vam_atomic(uintptr_t) xfree;   /* frees from other threads (encoded like
                                     free); bit 0 = page is queued on its
@@ -110,6 +109,7 @@ typedef struct __attribute__((aligned(128))) vam_page {
   uint8_t in_full;               /* on its heap's full list */
   uint8_t zeroed;                /* large: span known to read as zeroes */
   uint8_t guarded;               /* its last OS page is PROT_NONE (secure) */
+  uint32_t capacity;             /* blocks carved so far (lazily) */
   struct vam_page *next, *prev;  /* bin queue or full list */
   vam_atomic(struct vam_page *) remote_next; /* heap remote stack link */
 } vam_page_t;
@@ -118,7 +118,13 @@ typedef struct vam_page_queue {
   vam_page_t *head, *tail;
 } vam_page_queue_t;
 
+/* The first 4 KiB of every chunk are PROT_NONE where the OS page is 4 KiB
+ * (chunk.c): a linear overflow off the end of the chunk below faults there
+ * instead of rewriting these descriptors. */
+#define VAM_CHUNK_GUARD 4096
+
 typedef struct vam_chunk {
+  uint8_t guard[VAM_CHUNK_GUARD];  /* never touched */
   vam_page_t pages[VAM_UNITS];     /* one per unit; a span's descriptor is
                                       at its first unit */
   uint64_t used_map[VAM_UNITS / 64];
@@ -128,6 +134,10 @@ typedef struct vam_chunk {
   uint8_t part_of_arena; /* carved from a larger reservation: unmapping it
                             alone would split that mapping */
   uint8_t body_committed; /* strict mode: units 1.. are read/write */
+  uint8_t front_guarded;  /* guard[] is PROT_NONE */
+  uintptr_t list_end;     /* always 0: the end of every free list in this
+                             chunk (page.c); a pop that reads it fails the
+                             link check and takes the slow path */
   uint8_t arena_slot;     /* 1 + index in chunk.c's arena table; 0 = none */
   uint32_t age;           /* reservation number: older chunks are used first */
   uint64_t free_since_ms; /* last free of a unit; 0 = nothing left to purge */
@@ -140,7 +150,7 @@ _Static_assert(sizeof(vam_chunk_t) <= VAM_UNIT_SIZE, "the chunk header fits in u
 #define VAM_CHUNK_MAGIC 0x7661636bu
 #define VAM_HUGE_MAGIC 0x76616875u
 
-/* Header at the start of a huge object's own mapping. */
+/* Header of a huge object: its mapping's second page, after a guard page. */
 typedef struct vam_huge {
   uint32_t magic;
   uint32_t zeroed;
@@ -151,6 +161,7 @@ typedef struct vam_huge {
   struct vam_heap *heap;               /* first-class heap, or NULL */
   struct vam_huge *heap_next, *heap_prev; /* that heap's huge objects */
   uint8_t guarded;    /* the page after usable is PROT_NONE (secure) */
+  uint8_t front_guarded; /* the page before this header is PROT_NONE */
 } vam_huge_t;
 
 /* Per-heap counters, written only by the owning thread with plain stores;

@@ -4,9 +4,10 @@
  * head before: a chunk mapped there meanwhile keeps its entry.  A failed
  * move leaves the object where it was, still known.
  *
- * This file defines mremap: the allocator, linked statically, calls this
- * one, which forces the move and plays the thread that maps a chunk into
- * the freed range right after it. */
+ * This file defines mremap and munmap: the allocator, linked statically,
+ * calls these, which force the move and play the thread that maps a chunk
+ * into the freed range right after it (after the move's last unmap: the
+ * old front guard page stays behind until then). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,10 +18,29 @@
 #include <cmocka.h>
 #include "internal.h"
 
-enum { PASS, SQUAT, FAIL_MOVE };
+enum { PASS, SQUAT, SQUAT_AT_UNMAP, FAIL_MOVE };
 static int mode = PASS;
 static void *squatted;          /* the chunk mapped into the vacated range */
 static unsigned kind_at_move;   /* the old head's map entry when mremap returned */
+static void *moved_from;        /* the old head: its guard page is unmapped last */
+
+static void squat(void *old) {
+  /* Another thread's new chunk lands where the object was. */
+  void *c = mmap(old, VAM_CHUNK_SIZE, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (c == old && vam__chunkmap_set((uintptr_t)c, VAM_MAP_CHUNK) == 0) squatted = c;
+}
+
+/* The move leaves the old front guard page behind and unmaps it after:
+ * only then is the whole old range free to map. */
+int munmap(void *addr, size_t size) {
+  int r = (int)syscall(SYS_munmap, addr, size);
+  if (r == 0 && mode == SQUAT_AT_UNMAP && addr == moved_from) {
+    mode = PASS;
+    squat(addr);
+  }
+  return r;
+}
 
 void *mremap(void *old, size_t old_size, size_t new_size, int flags, ...) {
   void *target = NULL;
@@ -36,12 +56,10 @@ void *mremap(void *old, size_t old_size, size_t new_size, int flags, ...) {
   }
   void *r = (void *)syscall(SYS_mremap, old, old_size, new_size, flags, target);
   if (r != MAP_FAILED && mode == SQUAT && (flags & MREMAP_FIXED)) {
-    mode = PASS;
-    kind_at_move = vam__chunkmap_kind((uintptr_t)old);
-    /* Another thread's new chunk lands where the object was. */
-    void *c = mmap(old, VAM_CHUNK_SIZE, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    if (c == old && vam__chunkmap_set((uintptr_t)c, VAM_MAP_CHUNK) == 0) squatted = c;
+    moved_from = vam__chunk_of(old);
+    kind_at_move = vam__chunkmap_kind((uintptr_t)moved_from);
+    mode = old == moved_from ? PASS : SQUAT_AT_UNMAP;
+    if (mode == PASS) squat(old);
   }
   return r;
 }
@@ -71,6 +89,7 @@ static void test_move_forgets_old_head_first(void **state) {
   mode = PASS;
   assert_non_null(q);
   assert_ptr_not_equal(q, p); /* it moved */
+  assert_ptr_equal(moved_from, (void *)old_head);
   assert_non_null(squatted);
   assert_ptr_equal(squatted, (void *)old_head);
   /* The squatter's chunk is still known as a chunk. */

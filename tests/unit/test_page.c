@@ -4,7 +4,7 @@
  *   every byte offset of a slab (and below its start): exactly the carved
  *   block starts pass.
  * - every link of a slab's list decodes into its chunk; the list ends in the
- *   chunk base; no link is stored raw.
+ *   chunk's list_end word; no link is stored raw.
  * - a link overwritten after free is found by the next pop (reported and
  *   survived in warn mode: the corrupt target is never handed out).
  * - live blocks (zeroed by pop, or holding pointers, integers, NaN-boxed
@@ -23,17 +23,20 @@ static void test_block_ok_matches_division(void **state) {
   for (size_t bin = 1; bin < VAM_BINS; bin++) {
     size_t bs = vam__bin_size[bin];
     pg.start = (uint8_t *)(uintptr_t)0x7f0000400000ull;
-    pg.div_inv = vam__bin_inv[bin];
-    pg.div_shift = (uint8_t)__builtin_ctzll(bs);
+    pg.div_mul = vam__bin_mul[bin];
+    pg.block_size = (uint32_t)bs;
     size_t slab = (size_t)vam__bin_units[bin] * VAM_UNIT_SIZE;
-    pg.capacity = slab / bs / 2 + 1; /* half carved: the rest must fail */
+    pg.capacity = (uint32_t)(slab / bs / 2 + 1); /* half carved: the rest must fail */
+    pg.div_limit = pg.capacity * (pg.div_mul * bs);
     for (size_t off = 0; off < slab; off += (bs >= 4096 ? 8 : 1)) {
       bool want = off % bs == 0 && off / bs < pg.capacity;
       if (vam__page_block_ok(&pg, pg.start + off) != want)
         fail_msg("bin %zu (size %zu): offset %zu says %d, want %d", bin, bs, off, !want, want);
     }
-    for (size_t back = 1; back <= 4096; back++)
-      assert_false(vam__page_block_ok(&pg, pg.start - back));
+    /* Below start, down to a whole chunk back (a descriptor's span never
+     * reaches further): every offset fails. */
+    for (size_t back = 1; back <= VAM_CHUNK_SIZE; back += (back < 65536 ? 1 : 7))
+      if (vam__page_block_ok(&pg, pg.start - back)) fail_msg("bin %zu (size %zu): %zu below start passes", bin, bs, back);
   }
 }
 
@@ -47,7 +50,11 @@ static void test_links_encoded_and_in_chunk(void **state) {
   for (int i = 0; i < 64; i++) vam_free(v[i]);
   uintptr_t base = (uintptr_t)vam__chunk_of(v[0]);
   int n = 0;
-  for (vam_block_t *b = pg->free; (uintptr_t)b & VAM_CHUNK_MASK; n++) {
+  vam_block_t *end = vam__page_end(pg);
+  /* the list end is the chunk's list_end word, inside the chunk, reading 0 */
+  assert_int_equal((uintptr_t)end & ~(uintptr_t)VAM_CHUNK_MASK, base);
+  assert_int_equal(end->link, 0);
+  for (vam_block_t *b = pg->free; b != end; n++) {
     assert_true(vam__page_block_ok(pg, b));
     assert_true(vam__block_looks_free(pg, b));
     uintptr_t next = (b->link ^ pg->key) ^ (uintptr_t)b;
