@@ -2,9 +2,10 @@
  *
  * malloc fast path: size -> bin by table (byte steps to 1 KiB, 128-byte
  * steps to 32 KiB), pop heap->direct[bin]'s head if its link decodes.  free fast path:
- * chunk-map says "ours", mask to the chunk, find the unit's descriptor (or,
- * for a later unit of a slab, the slab's), local_owner is this thread's
- * heap, push.  No shared counter is touched on either.  Everything else
+ * the pointer's chunk is the heap's hot one (known mapped), or the chunk map
+ * says "ours"; find the unit's descriptor (or, for a later unit of a slab,
+ * the slab's), local_owner is this thread's heap, the pointer is a block
+ * start that does not look free: push.  No shared counter is touched on either.  Everything else
  * (first use, empty list, full page, other thread, large, huge, foreign
  * pointer) goes to a slow path in this file. */
 #include <stdlib.h>
@@ -271,10 +272,12 @@ static vam_noinline void free_tail(vam_heap_t *heap, void *p) {
 /* The fast path frees a block of a slab this thread owns; everything else,
  * including every misuse, goes to free_generic. */
 VAM_API void vam_free(void *p) {
-  uintptr_t idx = (uintptr_t)p >> VAM_CHUNK_SHIFT;
-  if (vam_likely(!VAM_SECURE_BUILD && vam__chunkmap_kind_at(idx) == VAM_MAP_CHUNK)) {
-    vam_page_t *pg = vam__unit_page_of((vam_chunk_t *)(idx << VAM_CHUNK_SHIFT), p);
-    vam_heap_t *heap = vam__tls_heap;
+  vam_heap_t *heap = vam__tls_heap;
+  uintptr_t c = (uintptr_t)p & ~(uintptr_t)VAM_CHUNK_MASK;
+  /* The heap's hot chunk is known mapped (heap.c): no chunk-map lookup. */
+  if (vam_likely(!VAM_SECURE_BUILD && (c == heap->hot_chunk ||
+                                       vam__chunkmap_kind_at(c >> VAM_CHUNK_SHIFT) == VAM_MAP_CHUNK))) {
+    vam_page_t *pg = vam__unit_page_of((vam_chunk_t *)c, p);
     if (vam_likely(pg->local_owner == heap)) {
       if (vam_likely(free_local(heap, pg, p))) return;
     } else if (pg->kind == VAM_PAGE_TAIL) {

@@ -22,10 +22,10 @@
 
 /* The page every unused bin points at: its list is one word reading 0 and
  * its key has high bits, so the malloc fast path's link check fails on it
- * like on any list end (internal.h, vam__page_pop). */
+ * like on any list end (internal.h, vam__page_try_pop). */
 static uintptr_t empty_list_end; /* stays 0: only ever read */
 vam_page_t vam__empty_page = {.free = (vam_block_t *)&empty_list_end, .key = (uintptr_t)0x0100 << 48};
-vam_heap_t vam__empty_heap = {.direct = {[0 ... VAM_BINS - 1] = &vam__empty_page}};
+vam_heap_t vam__empty_heap = {.direct = {[0 ... VAM_BINS - 1] = &vam__empty_page}, .hot_chunk = VAM_NO_CHUNK};
 __thread vam_heap_t *vam__tls_heap = &vam__empty_heap;
 
 enum { TLS_FRESH = 0, TLS_ACTIVE = 1, TLS_DONE = 2 };
@@ -37,7 +37,7 @@ static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 static vam_heap_t *pool;
 static vam_heap_t *all_heaps;
-static vam_heap_t shared_heap = {.direct = {[0 ... VAM_BINS - 1] = &vam__empty_page},
+static vam_heap_t shared_heap = {.direct = {[0 ... VAM_BINS - 1] = &vam__empty_page}, .hot_chunk = VAM_NO_CHUNK,
                                  .is_shared = true};
 
 /* ---- page queues ----------------------------------------------------------- */
@@ -93,6 +93,9 @@ static inline void page_fold(vam_heap_t *heap, vam_page_t *pg) {
  * unused for the purge delay, so its pages go back too). */
 static void slab_give_back(vam_heap_t *heap, vam_page_t *pg, bool idle) {
   page_fold(heap, pg); /* spares were folded when parked: a no-op for them */
+  /* Its chunk may empty and be unmapped now: no longer hot (the next slab
+   * taken makes one hot again). */
+  if (heap->hot_chunk == (uintptr_t)vam__chunk_of(pg)) heap->hot_chunk = VAM_NO_CHUNK;
   heap->page_count--;
   VAM_COUNT(pages_released);
   if (idle) vam__span_free_idle(pg);
@@ -272,6 +275,8 @@ void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
 #endif
   }
   vam__page_init_small(pg, bin, heap);
+  /* Mapped while this slab is ours: slab_give_back unsets it first. */
+  heap->hot_chunk = (uintptr_t)vam__chunk_of(pg);
   queue_push_front(q, pg);
   heap->direct[bin] = pg;
   vam__page_extend(pg);
@@ -327,6 +332,7 @@ void vam__heap_release_all(vam_heap_t *heap) {
 
 static void heap_reset_empty(vam_heap_t *heap) {
   for (size_t bin = 0; bin < VAM_BINS; bin++) heap->direct[bin] = &vam__empty_page;
+  heap->hot_chunk = VAM_NO_CHUNK;
 }
 
 /* Give back every empty page of a heap (used at thread exit and by the pool

@@ -178,8 +178,16 @@ typedef struct vam_heap_counters {
   uint64_t calls[VAM_CALL_KINDS];  /* calls by this thread (internal.h) */
 } vam_heap_counters_t;
 
+/* vam_heap_t.hot_chunk when no chunk is hot: never a chunk base (low bits
+ * set), so no pointer's chunk compares equal, NULL's included. */
+#define VAM_NO_CHUNK ((uintptr_t)1)
+
 typedef struct vam_heap {
   vam_page_t *direct[VAM_BINS];   /* head of each bin queue, or the empty page */
+  uintptr_t hot_chunk;            /* the chunk of this heap's newest slab while
+                                     the heap holds a slab there (so it stays
+                                     mapped), else VAM_NO_CHUNK: free's fast
+                                     path skips the chunk map for it */
   vam_heap_counters_t counters;
   vam_page_queue_t queues[VAM_BINS]; /* pages with (possibly) free blocks */
   vam_page_queue_t full;          /* pages with no free block */

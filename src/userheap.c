@@ -41,6 +41,7 @@ VAM_API vam_heap_t *vam_heap_new(const vam_heap_options *opts) {
   if (h == NULL) return refuse(ENOMEM);
   memset(h, 0, sizeof *h);
   for (size_t b = 0; b < VAM_BINS; b++) h->direct[b] = &vam__empty_page;
+  h->hot_chunk = VAM_NO_CHUNK;
   h->is_user = true;
   pthread_mutex_init(&h->lock, NULL);
   h->byte_limit = o.byte_limit;

@@ -82,6 +82,45 @@ static void test_empty_page_released(void **state) {
   assert_true(vam_load_relaxed(&vam__stats.pages_released) - rel0 >= (N * 2000 / (64 * 1024)) / 2);
 }
 
+/* free()'s fast path trusts the heap's hot chunk to be mapped: the heap
+ * holds a slab there.  Once its last slab there goes back, the chunk may be
+ * unmapped, so it must stop being hot; a stale pointer into it is then
+ * classified by the chunk map (reported), never read through the fast
+ * path. */
+/* Runs on a fresh thread (a heap of its own); returns the failed step, 0
+ * when all held (cmocka asserts belong to the main thread). */
+static void *hot_chunk_thread(void *arg) {
+  (void)arg;
+  void *p = vam_malloc(48);
+  vam_heap_t *heap = vam__tls_heap;
+  uintptr_t c = (uintptr_t)vam__chunk_of(p);
+  if (heap->hot_chunk != c) return (void *)1; /* its newest slab's chunk */
+  vam_free(p);
+  vam__heap_trim_own(); /* the slab, now empty, goes back */
+  if (heap->hot_chunk != VAM_NO_CHUNK) return (void *)2;
+  uint64_t saved = vam__options.purge_delay_ms;
+  vam__options.purge_delay_ms = 0;
+  vam_collect(true); /* and its chunk may go with it */
+  vam__options.purge_delay_ms = saved;
+  vam__options.on_corruption = VAM_CORRUPT_IGNORE;
+  uint64_t seen0 = vam_load_relaxed(&vam__stats.foreign_frees) + vam_load_relaxed(&vam__stats.misuse_double_free) +
+                   vam_load_relaxed(&vam__stats.invalid_frees);
+  vam_free(p); /* stale: reported whether the chunk is still mapped or not */
+  uint64_t seen1 = vam_load_relaxed(&vam__stats.foreign_frees) + vam_load_relaxed(&vam__stats.misuse_double_free) +
+                   vam_load_relaxed(&vam__stats.invalid_frees);
+  vam__options.on_corruption = VAM_CORRUPT_ABORT;
+  return seen1 > seen0 ? NULL : (void *)3;
+}
+
+static void test_hot_chunk_unset_with_last_slab(void **state) {
+  (void)state;
+  pthread_t t;
+  void *failed = (void *)-1;
+  assert_int_equal(pthread_create(&t, NULL, hot_chunk_thread, NULL), 0);
+  assert_int_equal(pthread_join(t, &failed), 0);
+  assert_int_equal((uintptr_t)failed, 0);
+}
+
 /* Thread caches age by the purge clock: a short delay, a fresh clock, and
  * later a pause past the delay and a purge pass to move the clock on. */
 static uint64_t saved_delay;
@@ -308,6 +347,7 @@ int main(void) {
       cmocka_unit_test(test_empty_page_released),       cmocka_unit_test(test_heap_count_stays_flat),
       cmocka_unit_test(test_large_and_huge_roundtrip),  cmocka_unit_test(test_spares_reused_then_aged),
       cmocka_unit_test(test_large_cache),               cmocka_unit_test(test_fork_child_threads),
+      cmocka_unit_test(test_hot_chunk_unset_with_last_slab),
   };
   return cmocka_run_group_tests_name("heap", tests, NULL, NULL);
 }
