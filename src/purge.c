@@ -22,7 +22,7 @@ static vam_atomic(int) purging; /* one purge pass at a time */
 
 /* After a purge gives up (madvise refused past the retry cap), purging
  * backs off: 1 s, doubling to 60 s, and each pass in that state tries a
- * single run, as a probe.  Without this an EAGAIN storm would cost every
+ * single run, as a probe.  A pass stops at its first give-up.  Without this an EAGAIN storm would cost every
  * slow path up to retry_max x retry_delay per run; with it the program
  * keeps running and RSS comes back once the kernel cooperates. */
 static vam_atomic(uint64_t) backoff_ms;
@@ -42,7 +42,10 @@ static void purge_pass(bool force) {
   uint64_t failures0 = vam_load_relaxed(&vam__stats.decommit_failures);
   vam_store_relaxed(&vam__purge_clock_ms, now);
   vam__chunk_purge(now, delay, force, max_runs);
-  vam__huge_purge(now, delay, force, max_runs);
+  /* A give-up ends the pass: the huge pool only unmaps its idle regions
+   * (no madvise), or an EAGAIN storm would cost a second retry budget. */
+  bool gave_up = vam_load_relaxed(&vam__stats.decommit_failures) != failures0;
+  vam__huge_purge(now, delay, force, gave_up ? 0 : max_runs);
   if (vam_load_relaxed(&vam__stats.decommit_failures) != failures0) {
     backoff = backoff ? (backoff * 2 > 60000 ? 60000 : backoff * 2) : 1000;
     vam_store_relaxed(&backoff_ms, backoff);

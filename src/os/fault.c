@@ -20,7 +20,6 @@
  * say clearly that the variable has no effect.  The same builds carry the
  * in-process test hooks of os.h: the park callback and the fake clock. */
 #include <errno.h>
-#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 #include "os.h"
@@ -40,7 +39,7 @@ static vam_atomic(uint64_t) seen[VAM_OS_CALL_KINDS];
 static vam_atomic(uint64_t) failed[VAM_OS_CALL_KINDS];
 static vam_atomic(int) active;
 static long installer_pid;
-static pthread_t installer;
+static __thread bool is_installer; /* this thread installed the rules */
 _Atomic(vam_os_park_fn) vam__os_park_hook;
 vam_atomic(uint64_t) vam__os_fake_ms;
 #endif
@@ -146,7 +145,7 @@ int vam__os_fault_spec(const char *spec, bool install) {
   if (install) {
     vam_store_release(&active, 0);
     installer_pid = vam__os_getpid();
-    installer = pthread_self();
+    is_installer = true;
     for (int k = 0; k < VAM_OS_CALL_KINDS; k++) {
       rules[k] = parsed[k];
       vam_store_relaxed(&seen[k], 0);
@@ -186,7 +185,7 @@ int vam__os_fault(vam_os_call_t kind) {
   const fault_rule_t *r = &rules[kind];
   if (r->err == 0) return 0;
   if (r->err == FAULT_PARK &&
-      (vam__os_getpid() != installer_pid || pthread_equal(pthread_self(), installer)))
+      (vam__os_getpid() != installer_pid || is_installer))
     return 0; /* a forked child, or the controller: never parked */
   uint64_t n = vam_fetch_add_relaxed(&seen[kind], 1);
   if (n < r->after) return 0;
