@@ -105,14 +105,15 @@ void *vam__alloc_in_heap(vam_heap_t *heap, size_t size, size_t align, bool zero)
 VAM_API void *vam_malloc(size_t size) {
   if (VAM_SECURE_BUILD) return alloc_generic(size, 0, false); /* hooks on every path */
   size_t bin;
-  if (vam_likely(size <= VAM_FAST_MAX)) bin = vam__bin_of_small[size];
+  vam_heap_t *heap = vam__tls_heap;
+  if (vam_likely(size <= VAM_FAST_MAX)) bin = heap->bin_of_small[size];
   else if (size <= VAM_MID_MAX) bin = vam__bin_of_mid[(size + 127) >> 7];
   else return alloc_generic(size, 0, false);
   {
     /* No emptiness test: an empty list's head is a word reading 0, which
      * fails the link check like a corrupt link; alloc_generic tells the
      * two apart (vam__page_has_free) and reports only corruption. */
-    void *p = vam__page_try_pop(vam__tls_heap->direct[bin]);
+    void *p = vam__page_try_pop(heap->direct[bin]);
     if (vam_likely(p != NULL)) return p;
   }
   return alloc_generic(size, 0, false);

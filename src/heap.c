@@ -364,6 +364,7 @@ static vam_heap_t *heap_acquire(void) {
     heap = vam__meta_alloc(sizeof(vam_heap_t));
     if (heap == NULL) return NULL;
     heap_reset_empty(heap);
+    memcpy(heap->bin_of_small, vam__bin_of_small, sizeof heap->bin_of_small);
     pthread_mutex_lock(&pool_lock);
     heap->all_next = all_heaps;
     all_heaps = heap;

@@ -59,7 +59,9 @@ void vam__sizeclass_init(void) {
     if (units == 0) units = 1;
     size_t best = units;
     size_t best_waste_num = (units * VAM_UNIT_SIZE) % bs, best_den = units * VAM_UNIT_SIZE;
-    for (size_t u = units + 1; u < units + 4; u++) {
+    /* More units only to cut a waste above 1/64: a slab of one unit has no
+     * TAIL units, whose frees take a longer path (alloc.c). */
+    for (size_t u = units + 1; u < units + 4 && best_waste_num * 64 > best_den; u++) {
       size_t waste = (u * VAM_UNIT_SIZE) % bs;
       /* compare waste/u*UNIT < best_waste/best_den without division */
       if (waste * best_den < best_waste_num * (u * VAM_UNIT_SIZE)) {

@@ -184,6 +184,10 @@ typedef struct vam_heap_counters {
 
 typedef struct vam_heap {
   vam_page_t *direct[VAM_BINS];   /* head of each bin queue, or the empty page */
+  uint8_t bin_of_small[VAM_FAST_MAX + 1]; /* vam__bin_of_small's copy (all 0,
+                                     the empty page's bin, in the static
+                                     heaps): malloc's fast path indexes it
+                                     off the heap it loaded anyway */
   uintptr_t hot_chunk;            /* the chunk of this heap's newest slab while
                                      the heap holds a slab there (so it stays
                                      mapped), else VAM_NO_CHUNK: free's fast
