@@ -103,7 +103,16 @@ void *vam__alloc_in_heap(vam_heap_t *heap, size_t size, size_t align, bool zero)
 }
 
 VAM_API void *vam_malloc(size_t size) {
-  if (VAM_SECURE_BUILD) return alloc_generic(size, 0, false); /* hooks on every path */
+#if VAM_SECURE_BUILD
+  /* The class leaves room for the canary; malloc(0) gets its trapping slot
+   * (alloc_generic); the pop checks the block is still wiped (secure.c). */
+  if (vam_likely(size - 1 < VAM_FAST_MAX - VAM_CANARY_SIZE)) {
+    vam_heap_t *heap = vam__tls_heap;
+    void *p = vam__page_try_pop(heap->direct[heap->bin_of_small[size + VAM_CANARY_SIZE]]);
+    if (vam_likely(p != NULL)) return p;
+  }
+  return alloc_generic(size, 0, false);
+#endif
   size_t bin;
   vam_heap_t *heap = vam__tls_heap;
   if (vam_likely(size <= VAM_FAST_MAX)) bin = heap->bin_of_small[size];
@@ -270,9 +279,48 @@ static vam_noinline void free_tail(vam_heap_t *heap, void *p) {
   free_generic(p);
 }
 
+#if VAM_SECURE_BUILD
+/* The secure build's free of a live small block of a thread heap: canary
+ * checked, block wiped and marked (secure.c), parked in this thread's
+ * quarantine; the block it displaces, its mark checked, goes back to its
+ * slab.  Everything else, including every misuse, goes to free_generic. */
+static vam_always_inline void free_secure(void *p) {
+  vam_heap_t *heap = vam__tls_heap;
+  uintptr_t c = (uintptr_t)p & ~(uintptr_t)VAM_CHUNK_MASK;
+  if ((c == heap->hot_chunk || vam__chunkmap_kind_at(c >> VAM_CHUNK_SHIFT) == VAM_MAP_CHUNK) &&
+      heap != &vam__empty_heap) {
+    vam_page_t *pg = vam__page_of((vam_chunk_t *)c, p);
+    /* (a quarantined block looks free: its double free is free_generic's) */
+    if (pg->kind == VAM_PAGE_SMALL && !pg->heap->is_user && vam__page_block_ok(pg, p) &&
+        !vam__block_looks_free(pg, p)) {
+      if (!vam__secure_on_free(pg, p)) return; /* canary: reported, dropped */
+      vam_block_t *d = vam__quarantine_swap(heap, p);
+      if (d == NULL) return;
+      vam_page_t *pd = vam__page_of(vam__chunk_of(d), d);
+      if (vam_unlikely(!vam__secure_still_clean(pd, d))) {
+        vam__misuse(VAM_MISUSE_WRITE_AFTER_FREE, d, "free");
+        return; /* dropped, never reused */
+      }
+      if (pd->local_owner == heap) {
+        vam__page_push(pd, d);
+        if (vam_unlikely(--pd->used == 0)) vam__heap_page_empty(heap, pd);
+        return;
+      }
+      vam__heap_free_slow_small(pd, d);
+      return;
+    }
+  }
+  free_generic(p);
+}
+#endif
+
 /* The fast path frees a block of a slab this thread owns; everything else,
  * including every misuse, goes to free_generic. */
 VAM_API void vam_free(void *p) {
+#if VAM_SECURE_BUILD
+  free_secure(p);
+  return;
+#endif
   vam_heap_t *heap = vam__tls_heap;
   uintptr_t c = (uintptr_t)p & ~(uintptr_t)VAM_CHUNK_MASK;
   /* The heap's hot chunk is known mapped (heap.c): no chunk-map lookup. */

@@ -523,7 +523,7 @@ uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t
   if (k == 0) return 0;
   bool ok[PURGE_BATCH], zeroed[PURGE_BATCH];
   uint64_t bytes = 0;
-  bool gave_up = false;
+  bool gave_up = empty_gave_up; /* one give-up per pass (purge.c backs off) */
   for (size_t i = 0; i < k; i++) {
     uint8_t *addr = (uint8_t *)runs[i].c + (size_t)runs[i].start * VAM_UNIT_SIZE;
     size_t len = (size_t)runs[i].n * VAM_UNIT_SIZE;

@@ -315,11 +315,57 @@ static inline void vam__page_push(vam_page_t *pg, vam_block_t *b) {
   pg->free = b;
 }
 void *vam__page_pop_corrupt(vam_page_t *pg);
-/* ---- secure.c: the secure build's extras (declared in every build) ------- */
-void vam__secure_on_alloc(vam_page_t *pg, void *b);
-bool vam__secure_on_free(vam_page_t *pg, void *b);
-bool vam__secure_still_clean(const vam_page_t *pg, const void *b);
-void *vam__quarantine_swap(vam_heap_t *heap, void *b);
+/* ---- secure.c: the secure build's extras --------------------------------
+ * The per-block steps are inline here (the fast paths use them); secure.c
+ * has the rest and the design note. */
+#if VAM_SECURE_BUILD
+void vam__secure_wiped_written(vam_page_t *pg, void *b);
+static inline uint64_t *vam__canary_at(const vam_page_t *pg, void *b) {
+  return (uint64_t *)((uint8_t *)b + pg->block_size - VAM_CANARY_SIZE);
+}
+static inline uint64_t vam__canary_of(const vam_page_t *pg, const void *b) {
+  return (uint64_t)pg->key ^ (uintptr_t)b ^ 0x5a5a5a5a5a5a5a5aull;
+}
+/* b leaves its free list: every byte after the link must still be zero
+ * (the one full check of a freed block: it covers the quarantine and the
+ * free list both).  16-byte ORs with no early exit (block sizes are
+ * multiples of 16 past the 8-byte class); then the canary goes in. */
+static inline void vam__secure_on_alloc(vam_page_t *pg, void *b) {
+  typedef uint64_t v2_t __attribute__((vector_size(16), aligned(8), may_alias));
+  const uint64_t *w = (const uint64_t *)b;
+  size_t words = pg->block_size / 8;
+  v2_t any = {words > 1 ? w[1] : 0, 0}, more = {0, 0}; /* (the 8-byte class: no word 1) */
+  size_t i = 2;
+  for (; i + 7 < words; i += 8) /* 64 bytes a step */
+    any |= *(const v2_t *)&w[i] | *(const v2_t *)&w[i + 2], more |= *(const v2_t *)&w[i + 4] | *(const v2_t *)&w[i + 6];
+  for (; i + 1 < words; i += 2) any |= *(const v2_t *)&w[i];
+  any |= more;
+  if (vam_unlikely((any[0] | any[1]) != 0)) vam__secure_wiped_written(pg, b);
+  *vam__canary_at(pg, b) = vam__canary_of(pg, b);
+}
+/* b is being freed: false (reported) when its canary was overwritten and
+ * the program continues; the block is then dropped, not reused.  On true
+ * the block is wiped and marked quarantined. */
+bool vam__secure_canary_broken(vam_page_t *pg, void *b);
+static inline bool vam__secure_on_free(vam_page_t *pg, void *b) {
+  if (vam_unlikely(*vam__canary_at(pg, b) != vam__canary_of(pg, b))) return vam__secure_canary_broken(pg, b);
+  memset(b, 0, pg->block_size);
+  ((vam_block_t *)b)->link = pg->key ^ VAM_QUARANTINED;
+  return true;
+}
+/* A block leaving quarantine still carries its mark (the rest is checked
+ * when it is handed out again). */
+static inline bool vam__secure_still_clean(const vam_page_t *pg, const void *b) {
+  return ((const vam_block_t *)b)->link == (pg->key ^ VAM_QUARANTINED);
+}
+/* Park b in the thread's ring; returns the block it displaces, or NULL. */
+static inline void *vam__quarantine_swap(vam_heap_t *heap, void *b) {
+  uint32_t i = heap->quarantine_pos++ % VAM_QUARANTINE;
+  void *old = heap->quarantine[i];
+  heap->quarantine[i] = b;
+  return old;
+}
+#endif
 uint64_t vam__secure_random(vam_heap_t *heap);
 void *vam__zero_alloc(void);
 void vam__zero_free(void *p);

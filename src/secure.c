@@ -20,59 +20,19 @@
 
 #if VAM_SECURE_BUILD
 
-/* ---- canary and zero-on-free --------------------------------------------- */
+/* ---- canary and zero-on-free (the per-block steps: internal.h) ------------ */
 
-static inline uint64_t *canary_at(const vam_page_t *pg, void *b) {
-  return (uint64_t *)((uint8_t *)b + pg->block_size - VAM_CANARY_SIZE);
-}
-static inline uint64_t canary_of(const vam_page_t *pg, const void *b) {
-  return (uint64_t)pg->key ^ (uintptr_t)b ^ 0x5a5a5a5a5a5a5a5aull;
-}
-
-/* b leaves its free list: every byte after the link must still be zero. */
-void vam__secure_on_alloc(vam_page_t *pg, void *b) {
-  const uint64_t *w = (const uint64_t *)b;
-  size_t words = pg->block_size / 8;
-  for (size_t i = 1; i < words; i++) {
-    if (vam_unlikely(w[i] != 0)) {
-      vam__misuse(VAM_MISUSE_WRITE_AFTER_FREE, b, "malloc");
-      memset((uint8_t *)b + 8, 0, pg->block_size - 8);
-      break;
-    }
-  }
-  *canary_at(pg, b) = canary_of(pg, b);
+/* malloc found a write in a wiped block: report, wipe again. */
+void vam__secure_wiped_written(vam_page_t *pg, void *b) {
+  vam__misuse(VAM_MISUSE_WRITE_AFTER_FREE, b, "malloc");
+  memset((uint8_t *)b + 8, 0, pg->block_size - 8);
 }
 
-/* A block leaving quarantine: its mark and its wiped bytes are intact. */
-bool vam__secure_still_clean(const vam_page_t *pg, const void *b) {
-  const uint64_t *w = (const uint64_t *)b;
-  if (w[0] != (pg->key ^ VAM_QUARANTINED)) return false;
-  for (size_t i = 1; i < pg->block_size / 8; i++)
-    if (w[i] != 0) return false;
-  return true;
-}
-
-/* b is being freed: false (reported) when its canary was overwritten and
- * the program continues; the block is then dropped, not reused.  On true
- * the block is wiped and marked quarantined. */
-bool vam__secure_on_free(vam_page_t *pg, void *b) {
-  if (vam_unlikely(*canary_at(pg, b) != canary_of(pg, b))) {
-    vam__misuse(VAM_MISUSE_CANARY, b, "free");
-    return false;
-  }
-  memset(b, 0, pg->block_size);
-  ((vam_block_t *)b)->link = pg->key ^ VAM_QUARANTINED;
-  return true;
-}
-
-/* ---- quarantine -------------------------------------------------------------- */
-
-/* Park b; returns the block it displaces (to free for real), or NULL. */
-void *vam__quarantine_swap(vam_heap_t *heap, void *b) {
-  uint32_t i = heap->quarantine_pos++ % VAM_QUARANTINE;
-  void *old = heap->quarantine[i];
-  heap->quarantine[i] = b;
-  return old;
+/* free found the canary overwritten: report; the block is dropped. */
+bool vam__secure_canary_broken(vam_page_t *pg, void *b) {
+  (void)pg;
+  vam__misuse(VAM_MISUSE_CANARY, b, "free");
+  return false;
 }
 
 /* ---- random order ------------------------------------------------------------ */
@@ -92,7 +52,10 @@ uint64_t vam__secure_random(vam_heap_t *heap) {
 static uint8_t *zero_base;
 static uint64_t zero_used[ZERO_SLOTS / 64];
 static size_t zero_next;
-static pthread_mutex_t zero_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Not static: init.c's fork handlers take it by name (a weak reference,
+ * absent from the default build). */
+pthread_mutex_t vam__zero_lock = PTHREAD_MUTEX_INITIALIZER;
+#define zero_lock vam__zero_lock
 
 void *vam__zero_alloc(void) {
   pthread_mutex_lock(&zero_lock);
