@@ -35,8 +35,7 @@ static bool key_ready;
  * tests/unit/test_fork_locks.c parks a thread holding each one and forks.
  *
  * The malloc(0) lock is a weak reference: secure.c defines it only in the
- * secure build (and, until it is named vam__zero_lock there, not at all);
- * where it is absent the slot is NULL and skipped. */
+ * secure build; where it is absent the slot is NULL and skipped. */
 extern pthread_mutex_t vam__zero_lock __attribute__((weak, visibility("hidden")));
 static pthread_mutex_t *const outer_locks[] = {&vam__pages_lock, &vam__stats_lock};
 static pthread_mutex_t *const inner_locks[] = {&vam__chunk_lock, &vam__huge_cache_lock, &vam__zero_lock,
