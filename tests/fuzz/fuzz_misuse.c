@@ -48,7 +48,8 @@ static struct {
   void *freed[FREED_RING]; /* recently freed pointers */
   size_t nfreed;
   vam_heap_t *heaps[3];
-  uint64_t expect_corrupt; /* write-after-free reports still to come */
+  uint64_t expect_corrupt; /* write-after-free reports that may still come
+                             (the block did not come back): misuse ops wait */
 } M;
 
 static int pipe_r = -1, pipe_w = -1, saved_err = -1;
@@ -311,6 +312,7 @@ static via_t rd_via(reader_t *r, bool frees_only) {
 /* Double free of a block just freed; a neighbour of the same size stays
  * live, so a small block's slab stays put. */
 static void op_double_free(reader_t *r) {
+  if (M.expect_corrupt) return; /* a report still due would be counted here */
   size_t req = rd_req(r);
   via_t via = rd_via(r, true);
   int h = pick_heap(r);
@@ -338,6 +340,7 @@ static void op_double_free(reader_t *r) {
 /* Free (or realloc, usable_size) of a pointer freed earlier that no live
  * block covers: reported, as whatever it looks like now. */
 static void op_stale(reader_t *r) {
+  if (M.expect_corrupt) return; /* a report still due would be counted here */
   if (M.nfreed == 0) return;
   size_t n = M.nfreed < FREED_RING ? M.nfreed : FREED_RING;
   void *p = M.freed[rd_u8(r) % n];
@@ -352,6 +355,7 @@ static void op_stale(reader_t *r) {
 }
 
 static void op_interior(reader_t *r) {
+  if (M.expect_corrupt) return; /* a report still due would be counted here */
   if (M.nb == 0) return;
   size_t i = rd_u16(r) % M.nb;
   uint32_t off = rd_u32(r);
@@ -377,6 +381,7 @@ static void op_interior(reader_t *r) {
 }
 
 static void op_foreign(reader_t *r) {
+  if (M.expect_corrupt) return; /* a report still due would be counted here */
   uint8_t v = rd_u8(r);
   via_t via = rd_via(r, false);
   if (via == VIA_HEAP_FREE && M.heaps[1] == NULL) via = VIA_FREE;
@@ -401,6 +406,7 @@ static void op_foreign(reader_t *r) {
 
 /* realloc/usable_size of a block just freed (its neighbour live). */
 static void op_freed_use(reader_t *r) {
+  if (M.expect_corrupt) return; /* a report still due would be counted here */
   size_t req = rd_req(r);
   via_t via = (rd_u8(r) & 1) ? VIA_REALLOC : VIA_USABLE;
   if (!room_for(2 * req + 64)) return;
@@ -424,6 +430,7 @@ static void op_freed_use(reader_t *r) {
  * report free-list corruption, and no malloc may return the garbage or a
  * block that overlaps a live one. */
 static void op_write_after_free(reader_t *r) {
+  if (M.expect_corrupt) return; /* a report still due would be counted here */
   uint8_t v = rd_u8(r);
   uint64_t garbage = rd_u32(r) | (uint64_t)rd_u32(r) << 32;
   size_t req = 16 + (size_t)(v % 32) * 16; /* small classes */

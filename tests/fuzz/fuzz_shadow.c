@@ -170,9 +170,8 @@ static bool null_allowed(int hi, size_t req, size_t align, bool absurd, bool *li
   return ok;
 }
 
-static void expect_enomem(void *p, const char *what, size_t req) {
+static void expect_enomem(const char *what, size_t req) {
   if (errno != ENOMEM) die("%s(%zu) returned NULL with errno %d, not ENOMEM", what, req, errno);
-  (void)p;
   M.enomem++;
 }
 
@@ -203,7 +202,10 @@ static void op_malloc(reader_t *r) {
   errno = 0;
   uint8_t *p = vam_malloc(req);
   bool ls;
-  if (p == NULL && null_allowed(-1, req, 0, absurd, &ls)) return expect_enomem(p, "malloc", req);
+  if (p == NULL && null_allowed(-1, req, 0, absurd, &ls)) {
+    expect_enomem("malloc", req);
+    return;
+  }
   if (absurd) die("malloc(%zu) returned %p: sizes above PTRDIFF_MAX must fail", req, (void *)p);
   on_alloc(p, req, 0, false, -1, "malloc");
 }
@@ -233,9 +235,15 @@ static void op_calloc(reader_t *r) {
   bool ls;
   if (overflow || absurd) {
     if (p) die("calloc(%zu, %zu) overflows or is absurd but returned %p", count, size, (void *)p);
-    return expect_enomem(p, "calloc", total);
+    {
+    expect_enomem("calloc", total);
+    return;
   }
-  if (p == NULL && null_allowed(-1, total, 0, false, &ls)) return expect_enomem(p, "calloc", total);
+  }
+  if (p == NULL && null_allowed(-1, total, 0, false, &ls)) {
+    expect_enomem("calloc", total);
+    return;
+  }
   on_alloc(p, total, 0, true, -1, "calloc");
 }
 
@@ -261,14 +269,17 @@ static void do_realloc(size_t i, size_t req, bool absurd, int via, int hi_arg) {
   if (q == NULL) {
     bool ls;
     if (!null_allowed(hi, req, 0, absurd, &ls)) die("%s(%p, %zu) returned NULL where it may not", what, (void *)old.p, req);
-    expect_enomem(q, what, req);
+    expect_enomem(what, req);
     /* vam_realloc refuses a size above PTRDIFF_MAX before the heap sees it */
     if (!(absurd && via != 2 && old.p)) heap_null(hi, ls);
     if (old.p) check_block(&old, "block after a failed realloc");
     return;
   }
   if (absurd) die("%s(%zu) returned %p: sizes above PTRDIFF_MAX must fail", what, req, (void *)q);
-  if (old.p == NULL) return on_alloc(q, req, 0, false, hi, what);
+  if (old.p == NULL) {
+    on_alloc(q, req, 0, false, hi, what);
+    return;
+  }
   /* contents kept up to the smaller of the old usable size and the request */
   size_t keep = old.usable < req ? old.usable : req;
   verify(q, old.usable, keep, old.id, "contents after realloc");
@@ -362,7 +373,7 @@ static void op_aligned(reader_t *r, int how) {
     if (p == NULL) {
       bool ls;
       if (!null_allowed(hi, want, align, absurd, &ls)) die("%s(%zu, %zu) returned NULL where it may not", what, align, req);
-      expect_enomem(p, what, req);
+      expect_enomem(what, req);
       heap_null(hi, ls);
       return;
     }
@@ -437,7 +448,7 @@ static void op_heap_alloc(reader_t *r) {
     if (!null_allowed(hi, req, 0, absurd, &ls))
       die("%s(%zu) returned NULL: heap %d holds %llu of %zu bytes", what, req, hi,
           (unsigned long long)M.heaps[hi].live_bytes, M.heaps[hi].limit);
-    expect_enomem(p, what, req);
+    expect_enomem(what, req);
     heap_null(hi, ls);
     return;
   }
@@ -687,8 +698,8 @@ static void op_pages_bad(reader_t *r) {
       case 2: addr = pc->base; size = (pc->npages + 1) * page; break;       /* past its end */
       default: addr = pc->base; size = page + 100; break;                   /* odd size */
     }
-    /* past the end is valid when the next page starts another piece... no:
-     * one reservation only, so it is EINVAL even then */
+    /* past the end is EINVAL even where another reservation follows: a
+     * range must lie inside one */
   } else if (M.nb) {
     block_t *b = &M.b[v % M.nb];
     addr = (uint8_t *)((uintptr_t)b->p & ~(uintptr_t)(page - 1));
