@@ -173,7 +173,7 @@ static block_ref_t block_find(const void *p, const char *op, bool freeing) {
     if (pg->kind == VAM_PAGE_SMALL) {
       if (!vam__page_block_ok(pg, p)) {
         size_t off = (size_t)((const uint8_t *)p - pg->start);
-        bool inside = (const uint8_t *)p >= pg->start && off < (size_t)pg->capacity * pg->block_size;
+        bool inside = (const uint8_t *)p >= pg->start && off < (size_t)vam_racy_load(&pg->capacity) * pg->block_size;
         misuse = inside ? VAM_MISUSE_INTERIOR_FREE : VAM_MISUSE_INVALID_POINTER;
       } else if (((const vam_block_t *)p)->link == (pg->key ^ VAM_QUARANTINED) ||
                  (vam__block_looks_free(pg, p) && small_is_double_free(pg, p))) {
@@ -275,7 +275,7 @@ static vam_always_inline bool free_local(vam_heap_t *heap, vam_page_t *pg, vam_b
  * (one instruction: the descriptors sit past the chunk's front guard). */
 static vam_noinline void free_tail(vam_heap_t *heap, void *p) {
   vam_page_t *pg = vam__page_of(vam__chunk_of(p), p);
-  if (vam_likely(pg->local_owner == heap) && free_local(heap, pg, p)) return;
+  if (vam_likely(vam_racy_load(&pg->local_owner) == heap) && free_local(heap, pg, p)) return;
   free_generic(p);
 }
 
@@ -301,7 +301,7 @@ static vam_always_inline void free_secure(void *p) {
         vam__misuse(VAM_MISUSE_WRITE_AFTER_FREE, d, "free");
         return; /* dropped, never reused */
       }
-      if (pd->local_owner == heap) {
+      if (vam_racy_load(&pd->local_owner) == heap) {
         vam__page_push(pd, d);
         if (vam_unlikely(--pd->used == 0)) vam__heap_page_empty(heap, pd);
         return;
@@ -327,7 +327,9 @@ VAM_API void vam_free(void *p) {
   if (vam_likely(!VAM_SECURE_BUILD && (c == heap->hot_chunk ||
                                        vam__chunkmap_kind_at(c >> VAM_CHUNK_SHIFT) == VAM_MAP_CHUNK))) {
     vam_page_t *pg = vam__unit_page_of((vam_chunk_t *)c, p);
-    if (vam_likely(pg->local_owner == heap)) {
+    /* Another thread's slab: its owner may be moving it to or from the
+     * full list (local_owner NULL or its heap); neither equals ours. */
+    if (vam_likely(vam_racy_load(&pg->local_owner) == heap)) {
       if (vam_likely(free_local(heap, pg, p))) return;
     } else if (pg->kind == VAM_PAGE_TAIL) {
       free_tail(heap, p);

@@ -22,6 +22,19 @@
 #define VAM_TSAN 0
 #endif
 
+/* A plain field one thread writes while another may read it, where either
+ * value read leads to a right decision (each use says why): relaxed
+ * atomics under ThreadSanitizer, which then checks everything around them;
+ * plain accesses otherwise: the same instructions on every target, but
+ * the compiler may fold the load into a compare (the fast paths count). */
+#if VAM_TSAN
+#define vam_racy_load(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define vam_racy_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#else
+#define vam_racy_load(p) (*(p))
+#define vam_racy_store(p, v) ((void)(*(p) = (v)))
+#endif
+
 #define vam_load_relaxed(p)      atomic_load_explicit((p), memory_order_relaxed)
 #define vam_load_acquire(p)      atomic_load_explicit((p), memory_order_acquire)
 #define vam_store_relaxed(p, v)  atomic_store_explicit((p), (v), memory_order_relaxed)

@@ -71,13 +71,13 @@ static void page_to_full(vam_heap_t *heap, vam_page_t *pg) {
   queue_remove(&heap->queues[pg->bin], pg);
   queue_push_back(&heap->full, pg);
   pg->in_full = 1;
-  pg->local_owner = NULL; /* frees into a full page go to the slow path */
+  vam_racy_store(&pg->local_owner, NULL); /* frees into a full page go to the slow path */
 }
 
 static void page_from_full(vam_heap_t *heap, vam_page_t *pg) {
   queue_remove(&heap->full, pg);
   pg->in_full = 0;
-  pg->local_owner = heap;
+  vam_racy_store(&pg->local_owner, heap);
   queue_push_back(&heap->queues[pg->bin], pg);
   if (heap->direct[pg->bin] == &vam__empty_page) set_direct(heap, pg->bin);
 }
@@ -127,7 +127,7 @@ void vam__heap_page_empty(vam_heap_t *heap, vam_page_t *pg) {
     size_t bin = pg->bin;
     queue_remove(&heap->queues[bin], pg);
     set_direct(heap, bin);
-    pg->local_owner = NULL; /* no block is out: nothing can be freed here, */
+    vam_racy_store(&pg->local_owner, NULL); /* no block is out: nothing can be freed here, */
     pg->kind = VAM_PAGE_NONE; /* and a stray free is reported, not pushed */
     page_fold(heap, pg);
     pg->next = heap->spare;

@@ -69,7 +69,9 @@ static inline bool vam_is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; 
   X(COMMIT, commit, enum, 0, 0, 2, "auto|strict|lazy",                                      \
     "strict: reserve PROT_NONE, commit with mprotect; auto: strict when overcommit is 2")   \
   X(FAULTS, faults, spec, 0, 0, 0, "",                                                      \
-    "fault injection rules, e.g. madvise=EAGAIN:every=3 (test builds only)")
+    "fault injection rules, e.g. madvise=EAGAIN:every=3 (test builds only)")                \
+  X(SECURE_WIPE_MAX, secure_wipe_max, size, 1024, 16, (uint64_t)1 << 20, "",                \
+    "secure build: bytes at the start of a freed block wiped, and checked unwritten after the quarantine")
 
 typedef enum { VAM_OPT_bool, VAM_OPT_uint, VAM_OPT_size, VAM_OPT_enum, VAM_OPT_spec } vam_opt_type_t;
 
@@ -302,7 +304,9 @@ static inline bool vam__page_has_free(const vam_page_t *pg) {
  * 2^64 (the proof holds for |offset| < 2^32; test_page checks every
  * class and offset).  One multiply and one compare. */
 static inline bool vam__page_block_ok(const vam_page_t *pg, const void *p) {
-  return (uint64_t)((uintptr_t)p - (uintptr_t)pg->start) * pg->div_mul < pg->div_limit;
+  /* (a non-owner may read a limit the owner is raising: a block it was
+   * handed is below the value it synchronized with) */
+  return (uint64_t)((uintptr_t)p - (uintptr_t)pg->start) * pg->div_mul < vam_racy_load(&pg->div_limit);
 }
 /* A free block's link decodes into its own chunk; live data (zeroed by
  * pop, or written by the program) almost never does: the key's top bits
@@ -319,28 +323,21 @@ void *vam__page_pop_corrupt(vam_page_t *pg);
  * The per-block steps are inline here (the fast paths use them); secure.c
  * has the rest and the design note. */
 #if VAM_SECURE_BUILD
-void vam__secure_wiped_written(vam_page_t *pg, void *b);
 static inline uint64_t *vam__canary_at(const vam_page_t *pg, void *b) {
   return (uint64_t *)((uint8_t *)b + pg->block_size - VAM_CANARY_SIZE);
 }
 static inline uint64_t vam__canary_of(const vam_page_t *pg, const void *b) {
   return (uint64_t)pg->key ^ (uintptr_t)b ^ 0x5a5a5a5a5a5a5a5aull;
 }
-/* b leaves its free list: every byte after the link must still be zero
- * (the one full check of a freed block: it covers the quarantine and the
- * free list both).  16-byte ORs with no early exit (block sizes are
- * multiples of 16 past the 8-byte class); then the canary goes in. */
+/* The bytes of a freed block that are wiped and checked: all of it up to
+ * VAMALLOC_SECURE_WIPE_MAX, else its start (the tail keeps old data: the
+ * cost of touching every byte twice is the block's size). */
+static inline size_t vam__secure_wipe_bytes(const vam_page_t *pg) {
+  size_t n = pg->block_size, max = vam__options.secure_wipe_max & ~(uint64_t)15;
+  return n < max ? n : max;
+}
+/* b leaves its free list: its canary goes in. */
 static inline void vam__secure_on_alloc(vam_page_t *pg, void *b) {
-  typedef uint64_t v2_t __attribute__((vector_size(16), aligned(8), may_alias));
-  const uint64_t *w = (const uint64_t *)b;
-  size_t words = pg->block_size / 8;
-  v2_t any = {words > 1 ? w[1] : 0, 0}, more = {0, 0}; /* (the 8-byte class: no word 1) */
-  size_t i = 2;
-  for (; i + 7 < words; i += 8) /* 64 bytes a step */
-    any |= *(const v2_t *)&w[i] | *(const v2_t *)&w[i + 2], more |= *(const v2_t *)&w[i + 4] | *(const v2_t *)&w[i + 6];
-  for (; i + 1 < words; i += 2) any |= *(const v2_t *)&w[i];
-  any |= more;
-  if (vam_unlikely((any[0] | any[1]) != 0)) vam__secure_wiped_written(pg, b);
   *vam__canary_at(pg, b) = vam__canary_of(pg, b);
 }
 /* b is being freed: false (reported) when its canary was overwritten and
@@ -349,14 +346,26 @@ static inline void vam__secure_on_alloc(vam_page_t *pg, void *b) {
 bool vam__secure_canary_broken(vam_page_t *pg, void *b);
 static inline bool vam__secure_on_free(vam_page_t *pg, void *b) {
   if (vam_unlikely(*vam__canary_at(pg, b) != vam__canary_of(pg, b))) return vam__secure_canary_broken(pg, b);
-  memset(b, 0, pg->block_size);
+  memset(b, 0, vam__secure_wipe_bytes(pg));
   ((vam_block_t *)b)->link = pg->key ^ VAM_QUARANTINED;
   return true;
 }
-/* A block leaving quarantine still carries its mark (the rest is checked
- * when it is handed out again). */
+/* A block leaving quarantine still carries its mark and every wiped byte
+ * is still zero: nothing wrote to it while it waited.  Checked here, by the
+ * thread that wiped it (its cache still holds the block), not at reuse,
+ * perhaps on another core.  16-byte ORs with no early exit (block sizes are
+ * multiples of 16 past the 8-byte class). */
 static inline bool vam__secure_still_clean(const vam_page_t *pg, const void *b) {
-  return ((const vam_block_t *)b)->link == (pg->key ^ VAM_QUARANTINED);
+  typedef uint64_t v2_t __attribute__((vector_size(16), aligned(8), may_alias));
+  const uint64_t *w = (const uint64_t *)b;
+  size_t words = vam__secure_wipe_bytes(pg) / 8;
+  v2_t any = {words > 1 ? w[1] : 0, w[0] ^ (pg->key ^ VAM_QUARANTINED)}, more = {0, 0};
+  size_t i = 2;
+  for (; i + 7 < words; i += 8) /* 64 bytes a step */
+    any |= *(const v2_t *)&w[i] | *(const v2_t *)&w[i + 2], more |= *(const v2_t *)&w[i + 4] | *(const v2_t *)&w[i + 6];
+  for (; i + 1 < words; i += 2) any |= *(const v2_t *)&w[i];
+  any |= more;
+  return (any[0] | any[1]) == 0;
 }
 /* Park b in the thread's ring; returns the block it displaces, or NULL. */
 static inline void *vam__quarantine_swap(vam_heap_t *heap, void *b) {

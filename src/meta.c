@@ -12,6 +12,21 @@
 #define META_SIZES 8
 #define META_ALIGN 64
 
+/* Under AddressSanitizer (the asan test suite) each object is followed by
+ * a poisoned redzone, and free objects (but their list link) and the
+ * unused tail of a region are poisoned, so an overrun of one metadata
+ * object is reported instead of landing in the next. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define META_REDZONE ((size_t)META_ALIGN)
+#define META_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define META_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define META_REDZONE ((size_t)0)
+#define META_POISON(p, n) ((void)(p), (void)(n))
+#define META_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 typedef struct meta_free {
   struct meta_free *next;
 } meta_free_t;
@@ -41,12 +56,15 @@ void *vam__meta_alloc(size_t size) {
   if (list && *list) {
     meta_free_t *m = *list;
     *list = m->next;
+    META_UNPOISON(m, size);
     pthread_mutex_unlock(&vam__meta_lock);
     memset(m, 0, size);
     return m;
   }
-  if (bump == NULL || (size_t)(bump_end - bump) < size) {
-    size_t region = size > META_REGION ? vam_align_up(size, vam__os_config.page_size) : META_REGION;
+  if (bump == NULL || (size_t)(bump_end - bump) < size + META_REDZONE) {
+    size_t region = size + META_REDZONE > META_REGION
+                        ? vam_align_up(size + META_REDZONE, vam__os_config.page_size)
+                        : META_REGION;
     void *p = NULL;
     if (vam__va_reserve(region, vam__os_config.page_size, true, &p) != 0) {
       pthread_mutex_unlock(&vam__meta_lock);
@@ -58,9 +76,11 @@ void *vam__meta_alloc(size_t size) {
      * most one partial object per 64 KiB region. */
     bump = p;
     bump_end = (uint8_t *)p + region;
+    META_POISON(bump, region);
   }
   void *m = bump;
-  bump += size;
+  META_UNPOISON(m, size);
+  bump += size + META_REDZONE;
   pthread_mutex_unlock(&vam__meta_lock);
   return m; /* fresh from the OS: zeroed */
 }
@@ -74,6 +94,7 @@ void vam__meta_free(void *p, size_t size) {
     meta_free_t *m = p;
     m->next = *list;
     *list = m;
+    META_POISON((uint8_t *)m + sizeof *m, size - sizeof *m);
   }
   pthread_mutex_unlock(&vam__meta_lock);
 }

@@ -60,19 +60,19 @@ void vam__page_init_small(vam_page_t *pg, size_t bin, vam_heap_t *heap) {
   if (pg->guarded && pg->units * VAM_UNIT_SIZE - page < bs) vam__span_unguard(pg);
   size_t bytes = pg->units * VAM_UNIT_SIZE - (pg->guarded ? page : 0);
   pg->reserved = (uint32_t)(bytes / bs);
-  pg->capacity = 0;
-  pg->div_limit = 0;
+  vam_racy_store(&pg->capacity, 0);
+  vam_racy_store(&pg->div_limit, 0);
   pg->used = 0;
   pg->key = key_new(heap);
   pg->free = vam__page_end(pg);
   pg->heap = heap;
-  pg->local_owner = heap;
+  vam_racy_store(&pg->local_owner, heap);
   vam_store_relaxed(&pg->xfree, 0);
 }
 
 static void set_capacity(vam_page_t *pg, uint32_t capacity) {
-  pg->capacity = capacity;
-  pg->div_limit = capacity * (pg->div_mul * pg->block_size); /* capacity * e */
+  vam_racy_store(&pg->capacity, capacity);
+  vam_racy_store(&pg->div_limit, capacity * (pg->div_mul * pg->block_size)); /* capacity * e */
 }
 
 /* Carve the next few blocks into the free list; false when the slab is
@@ -87,7 +87,7 @@ bool vam__page_extend(vam_page_t *pg) {
   uint8_t *first = pg->start + (size_t)pg->capacity * bs;
   /* Linked from the last block back, so the list runs in address order. */
 #if VAM_SECURE_BUILD
-  /* Secure: blocks start zeroed (malloc checks it) and go out in random
+  /* Secure: blocks start zeroed (no old data from a reused span) and go out in random
    * order (a Fisher-Yates walk over the batch). */
   memset(first, 0, (size_t)n * bs);
   uint32_t order[EXTEND_BYTES / 16 + 1];

@@ -3,9 +3,11 @@
  *
  *   canary        the last 8 bytes of every small block hold key ^ address;
  *                 free checks them (a linear overflow past the block);
- *   zero on free  a freed small block is wiped, and malloc checks that it
- *                 is still zero when it hands it out again (a write after
- *                 free, found before the next owner can be misled by it);
+ *   zero on free  a freed small block is wiped (its first
+ *                 VAMALLOC_SECURE_WIPE_MAX bytes), and checked still zero
+ *                 when it leaves the quarantine (a write after free, found
+ *                 before the next owner can be misled by it; the block is
+ *                 then dropped);
  *   quarantine    a freed small block waits in a per-thread ring of
  *                 QUARANTINE blocks before it can be reused, so a dangling
  *                 pointer does not meet the next object at once;
@@ -21,12 +23,6 @@
 #if VAM_SECURE_BUILD
 
 /* ---- canary and zero-on-free (the per-block steps: internal.h) ------------ */
-
-/* malloc found a write in a wiped block: report, wipe again. */
-void vam__secure_wiped_written(vam_page_t *pg, void *b) {
-  vam__misuse(VAM_MISUSE_WRITE_AFTER_FREE, b, "malloc");
-  memset((uint8_t *)b + 8, 0, pg->block_size - 8);
-}
 
 /* free found the canary overwritten: report; the block is dropped. */
 bool vam__secure_canary_broken(vam_page_t *pg, void *b) {

@@ -86,7 +86,9 @@ typedef struct __attribute__((aligned(128))) vam_page {
                                     the chunk base (low bits 0) when empty */
   struct vam_heap *local_owner;  /* == owner heap while the page is in a bin
                                     queue; NULL when full/large/free, which
-                                    routes free() to the slow path */
+                                    routes free() to the slow path; written
+                                    by the owner, read by any thread
+                                    (vam_racy_load/store) */
   uintptr_t key;                 /* random secret the links are encoded with */
   uint8_t *start;                /* first block */
   uint64_t div_mul;              /* floor(2^64 / block_size) + 1 */
