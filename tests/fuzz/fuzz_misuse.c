@@ -60,8 +60,7 @@ static bool strict;
 static char *mapping; /* a private mapping: foreign memory */
 static void *reservation; /* a page-API reservation: not a block */
 static char global_buf[256];
-/* A free-list corruption was reported in this process (known bug 5). */
-static bool lists_cut;
+
 
 /* ---- the report line ------------------------------------------------------------ */
 
@@ -143,7 +142,6 @@ static void expect_quiet(const vam_stats_t *before, const char *what) {
   if (d > M.expect_corrupt || kind_count(&s, K_FREELIST) - kind_count(before, K_FREELIST) != d)
     die("%s: %llu misuse reports where none was made (%s)", what, (unsigned long long)d, report_len ? report : "");
   M.expect_corrupt -= d;
-  if (d) lists_cut = true;
 }
 
 /* ---- blocks --------------------------------------------------------------------- */
@@ -340,6 +338,22 @@ static void op_double_free(reader_t *r) {
   remember_freed(p);
 }
 
+/* Known bug 5 (/tmp/helperB-src-5.patch): a small block that looks free
+ * (its link decodes inside the chunk) but is on none of its slab's lists
+ * was abandoned when a corrupt list was cut.  A second free of it is
+ * taken for the free of a live block: not reported, and the slab's count
+ * of blocks out drops by one too many (it wraps from 0; a later free can
+ * then give the slab back with a block live, which the purge zeroes).  So
+ * outside FUZZ_STRICT such frees are not made at all.  (Only the
+ * internals can tell; single-threaded, the list walk is safe.) */
+static bool abandoned_block(const void *p) {
+  if (vam__chunkmap_kind((uintptr_t)p) != VAM_MAP_CHUNK) return false;
+  vam_page_t *pg = vam__page_of(vam__chunk_of(p), p);
+  if (pg->kind != VAM_PAGE_SMALL || !vam__page_block_ok(pg, p)) return false;
+  const vam_block_t *b = p;
+  return vam__block_looks_free(pg, b) && !vam__page_holds_free(pg, b);
+}
+
 /* Free (or realloc, usable_size) of a pointer freed earlier that no live
  * block covers: reported, as whatever it looks like now. */
 static void op_stale(reader_t *r) {
@@ -351,17 +365,10 @@ static void op_stale(reader_t *r) {
   if (via == VIA_SIZED) via = VIA_FREE;
   if (via == VIA_HEAP_FREE && M.heaps[1] == NULL) via = VIA_FREE;
   if (iv_overlap(&M.iv, (uintptr_t)p, (uintptr_t)p + 1) != -1) return; /* reused: live */
+  if (!strict && abandoned_block(p)) return; /* known bug 5: would corrupt the heap */
   fz_op_name = "stale";
   vam_stats_t before = stats_now();
   const char *op = misuse_call(p, via, 64);
-  /* Known bug 5 (/tmp/helperB-src-5.patch): when a corrupt free list is
-   * cut, the blocks after the cut still look free but are on no list, so
-   * a second free of one is taken as a free of a live block: not reported,
-   * and the slab's count of blocks out drops below zero. */
-  if (!strict && lists_cut) {
-    vam_stats_t now = stats_now();
-    if (misuse_total(&now) == misuse_total(&before)) return;
-  }
   expect_report(&before, K_ANY, p, op, "stale pointer");
 }
 
@@ -497,7 +504,6 @@ static void op_write_after_free(reader_t *r) {
         (unsigned long long)garbage, (void *)p, n, (unsigned long long)d, report_len ? report : "no output");
   if (d > 1) die("write after free: %llu reports", (unsigned long long)d);
   if (d == 1) {
-    lists_cut = true;
     if (count_lines() != 1 || !strstr(report, "heap misuse: free-list corruption ") ||
         (!strstr(report, " in malloc;") && !strstr(report, " in free;")))
       die("write after free: report '%s'", report);
