@@ -22,6 +22,30 @@ static vam_cold void *fail_enomem(void) {
 
 /* ---- allocation ------------------------------------------------------------- */
 
+/* Out of memory or budget: give back everything held unused (this thread's
+ * spare slabs, pooled heaps' pages, cached chunks, wholly free huge
+ * regions) before the allocation is tried again. */
+static vam_cold void release_unused(void) {
+  vam__heap_trim_own();
+  vam__heap_pool_collect();
+  vam__chunk_release_cached();
+  vam__huge_release_cache();
+}
+
+/* p = call; when that ran out of memory (oom, an expression over call's
+ * result or out-parameter), release what is held unused and make the call
+ * once more: the one "release, then retry" of the allocator.  A retry that
+ * succeeds counts as a fallback allocation. */
+#define WITH_RELEASE_RETRY(p, oom, call) \
+  do {                                   \
+    (p) = (call);                        \
+    if (vam_unlikely(oom)) {             \
+      release_unused();                  \
+      (p) = (call);                      \
+      if ((p) != NULL) VAM_COUNT(fallback_allocs); \
+    }                                    \
+  } while (0)
+
 /* cache: this thread's heap, whose cache of freed spans may serve it, or
  * NULL (first-class heaps, threads without a heap). */
 static void *alloc_large(vam_heap_t *cache, size_t size, size_t align, bool zero) {
@@ -39,7 +63,7 @@ static void *alloc_large(vam_heap_t *cache, size_t size, size_t align, bool zero
     vam__heap_age_caches(cache);
     pg = vam__heap_large_take(cache, units);
   }
-  if (pg == NULL) pg = vam__span_alloc(units, align_units, &zeroed);
+  if (pg == NULL) WITH_RELEASE_RETRY(pg, pg == NULL, vam__span_alloc(units, align_units, &zeroed));
   if (pg == NULL) return NULL;
   if (VAM_SECURE_BUILD && !pg->guarded) vam__span_guard(pg);
   pg->kind = VAM_PAGE_LARGE;
@@ -68,7 +92,9 @@ static void *alloc_block(vam_heap_t *uheap, size_t size, size_t align, bool zero
     bool locked = false;
     vam_heap_t *heap = uheap ? uheap : vam__heap_for_slow_path(&locked);
     vam_page_t *pg = heap->direct[bin];
-    p = vam__page_has_free(pg) ? vam__page_pop(pg) : vam__heap_malloc_small_slow(heap, bin);
+    bool oom = false;
+    if (vam__page_has_free(pg)) p = vam__page_pop(pg);
+    else WITH_RELEASE_RETRY(p, oom, vam__heap_malloc_small_slow(heap, bin, &oom));
     vam__heap_unlock_shared(locked);
     if (p && zero) memset(p, 0, vam__bin_size[bin] - VAM_CANARY_SIZE);
   } else if (size <= VAM_LARGE_MAX && align < VAM_CHUNK_SIZE / 2) {
@@ -77,7 +103,8 @@ static void *alloc_block(vam_heap_t *uheap, size_t size, size_t align, bool zero
     p = alloc_large(cache, size ? size : 1, align, zero);
   } else {
     vam__ensure_init();
-    p = vam__huge_alloc(size ? size : 1, align, zero);
+    bool oom = false;
+    WITH_RELEASE_RETRY(p, oom, vam__huge_alloc(size ? size : 1, align, zero, &oom));
   }
   return p;
 }

@@ -12,8 +12,9 @@
  * which never splits a VMA).  Past VAMALLOC_CHUNK_CACHE empty chunks that
  * are whole reservations are unmapped at once.  If the kernel refuses the unmap the
  * chunk simply stays cached: the books never disagree with the mappings.
- * When the OS refuses a new chunk, cached chunks are released and pooled
- * heaps are drained before the caller sees ENOMEM. */
+ * When the OS refuses a new chunk, span allocation returns NULL; alloc.c
+ * releases what is held unused (cached chunks among it) and tries again
+ * before the caller sees ENOMEM. */
 #include "internal.h"
 
 pthread_mutex_t vam__chunk_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -260,7 +261,7 @@ static void chunk_decommit(vam_chunk_t *c) {
     size_t page = vam__os_config.page_size;
     size_t desc = offsetof(vam_chunk_t, used_map) & ~(page - 1);
     bool ignored;
-    if (desc && vam__os_purge(c, desc, vam__purge_lazy_free(), &ignored) == 0) VAM_COUNT(purge_runs);
+    if (desc && vam__os_purge(c, desc, vam__va_lazy_free(), &ignored) == 0) VAM_COUNT(purge_runs);
   }
 }
 
@@ -307,13 +308,6 @@ vam_page_t *vam__span_alloc(size_t units, size_t align_units, bool *zeroed) {
   /* Purge after serving: what this allocation reuses is never given back
    * a moment before it is needed. */
   vam__purge_tick();
-  if (pg) return pg;
-  /* Out of memory: give back what is held unused, then try once more. */
-  vam__release_unused();
-  pthread_mutex_lock(&vam__chunk_lock);
-  pg = span_alloc_locked(units, align_units, zeroed);
-  pthread_mutex_unlock(&vam__chunk_lock);
-  if (pg) VAM_COUNT(fallback_allocs);
   return pg;
 }
 
@@ -411,7 +405,7 @@ void vam__span_free_idle(vam_page_t *pg) {
   size_t start = (size_t)(pg - c->pages), n = pg->units;
   bool zeroed;
   if (vam__purge_ok_now() &&
-      vam__purge_range((uint8_t *)c + start * VAM_UNIT_SIZE, n * VAM_UNIT_SIZE, &zeroed) == 0 &&
+      vam__va_purge((uint8_t *)c + start * VAM_UNIT_SIZE, n * VAM_UNIT_SIZE, &zeroed) == 0 &&
       zeroed) {
     pthread_mutex_lock(&vam__chunk_lock);
     bits_clear(c->dirty_map, start, n);
@@ -532,7 +526,7 @@ uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t
       ok[i] = false; /* the kernel just said no: not now (purge.c backs off) */
       continue;
     }
-    ok[i] = vam__purge_range(addr, len, &zeroed[i]) == 0;
+    ok[i] = vam__va_purge(addr, len, &zeroed[i]) == 0;
     gave_up = !ok[i];
     if (ok[i]) bytes += len;
   }

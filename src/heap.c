@@ -240,7 +240,7 @@ static void drain_remote(vam_heap_t *heap) {
   }
 }
 
-void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
+void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin, bool *no_memory) {
   drain_remote(heap);
   vam__heap_age_caches(heap);
   vam_page_queue_t *q = &heap->queues[bin];
@@ -264,6 +264,7 @@ void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin) {
     pg = vam__span_alloc(vam__bin_units[bin], 1, NULL);
     if (pg == NULL) {
       set_direct(heap, bin);
+      *no_memory = true;
       return NULL;
     }
     VAM_COUNT(pages_acquired);

@@ -334,7 +334,7 @@ static int purge_range_at(size_t i, uint64_t now_ms) {
   range_remove(i);
   pthread_mutex_unlock(&pool_lock);
   bool zeroed;
-  int err = vam__purge_range(e.base, e.size, &zeroed);
+  int err = vam__va_purge(e.base, e.size, &zeroed);
   if (err == 0) {
     e.dirty = false;
     e.zero = zeroed;
@@ -422,7 +422,7 @@ static bool front_unguard(vam_huge_t *h) {
   return true;
 }
 
-void *vam__huge_alloc(size_t size, size_t align, bool zero) {
+void *vam__huge_alloc(size_t size, size_t align, bool zero, bool *no_memory) {
   size_t page = vam__os_config.page_size;
   if (align < page) align = page;
   size_t header = align > 2 * page ? align : 2 * page; /* guard + header */
@@ -446,11 +446,8 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero) {
     zeroed = true; /* fresh pages */
     base = region_new(map_size, map_align, false);
     if (base == NULL) {
-      /* Short of memory or budget: the pool shrinks first. */
-      vam__release_unused();
-      base = region_new(map_size, map_align, false);
-      if (base == NULL) return NULL;
-      VAM_COUNT(fallback_allocs);
+      *no_memory = true; /* alloc.c releases what is held unused, tries again */
+      return NULL;
     }
   }
   uint8_t *user = base + header;

@@ -1,8 +1,8 @@
 /* internal.h: prototypes shared between the core's files, grouped by the file
  * that defines them, plus the two declared-once tables (options, stats).
  *
- * Layering (see src/README.md): os -> meta, chunkmap -> chunk -> page ->
- * heap -> huge, alloc -> override.  Calls point one way only.
+ * Which file may call which: the floor table in src/README.md, the one
+ * floor plan (checked by tests/unit/check_layers.py).
  * Every cross-file symbol is prefixed vam__ so the static library exports
  * nothing outside the vam_ namespace. */
 #ifndef VAM_INTERNAL_H
@@ -233,7 +233,15 @@ bool vam__va_strict(void);
 uint64_t vam__va_budget(void);
 extern pthread_mutex_t vam__hint_lock;
 int vam__va_commit(void *addr, size_t size);
+/* Every decommit's end: err counted and the DECOMMIT health bit set with
+ * fail_why, or cleared (ok_what); returns err. */
+int vam__va_decommit_note(int err, const char *fail_why, const char *ok_what);
 bool vam__va_decommit(void *addr, size_t size, bool *zeroed);
+/* Give one range back (madvise through the capped retry; MADV_FREE unless
+ * VAMALLOC_PURGE=dontneed), counted, with health flagged or cleared: 0 or
+ * the errno.  *zeroed: reads as zero now. */
+int vam__va_purge(void *addr, size_t len, bool *zeroed);
+bool vam__va_lazy_free(void);
 int vam__va_remap(void *addr, size_t old_size, size_t new_size, void *target, void **out);
 /* Size of the next speculative reservation (a multiple of the chunk size,
  * at least min), from the budget left and the growth so far. */
@@ -267,7 +275,8 @@ static inline vam_page_t *vam__page_of(vam_chunk_t *c, const void *p) {
   return pg->kind == VAM_PAGE_TAIL ? pg - pg->head_offset : pg;
 }
 /* Take a span of `units` units whose start is aligned to align_units units.
- * Returns NULL (errno untouched, caller sets ENOMEM) when memory is out. */
+ * Returns NULL (errno untouched) when memory is out: alloc.c releases what
+ * is held unused and tries again, then sets ENOMEM. */
 vam_page_t *vam__span_alloc(size_t units, size_t align_units, bool *zeroed);
 void vam__span_free(vam_page_t *pg);
 void vam__span_free_idle(vam_page_t *pg);
@@ -411,7 +420,9 @@ bool vam__page_holds_free(const vam_page_t *pg, const vam_block_t *b);
 /* ---- heap.c: thread heaps ------------------------------------------------- */
 extern vam_heap_t vam__empty_heap;
 extern __thread vam_heap_t *vam__tls_heap;
-void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin);
+/* NULL with *no_memory set: no span for a new slab (worth a retry once
+ * unused memory is given back); NULL without: a corrupt list, reported. */
+void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin, bool *no_memory);
 void vam__heap_free_slow_small(vam_page_t *pg, vam_block_t *b);
 void vam__heap_page_empty(vam_heap_t *heap, vam_page_t *pg);
 /* The thread heap's cache of freed large spans (heap.c). */
@@ -450,7 +461,10 @@ void vam__userheap_fork_parent(void);
 void vam__userheap_fork_child(void);
 
 /* ---- huge.c: objects with their own mapping ------------------------------- */
-void *vam__huge_alloc(size_t size, size_t align, bool zero);
+/* NULL: out of memory (*no_memory set when no region could be mapped:
+ * worth a retry once unused memory is given back), or a size no mapping
+ * can hold. */
+void *vam__huge_alloc(size_t size, size_t align, bool zero, bool *no_memory);
 void vam__huge_free(vam_huge_t *h);
 vam_huge_t *vam__huge_of(const void *p);
 bool vam__huge_contains(const void *p);
@@ -466,18 +480,13 @@ void vam__pages_fork_child(void);
 /* ---- purge.c: when memory goes back ----------------------------------------- */
 /* Called from slow paths: purges what is due, at most every delay/4. */
 void vam__purge_tick(void);
-/* Give one range back (madvise through the capped retry), counted, with
- * health flagged or cleared: 0 or the errno.  *zeroed: reads as zero now. */
-int vam__purge_range(void *addr, size_t len, bool *zeroed);
 /* False while purging backs off after a give-up (purge.c). */
 bool vam__purge_ok_now(void);
 /* When the last purge pass ran (ms): the coarse clock thread caches age
  * by, read without a system call. */
 extern vam_atomic(uint64_t) vam__purge_clock_ms;
 void vam__purge_start_background(void);
-bool vam__purge_lazy_free(void);
 void vam__purge_fork_child(void);
-void vam__release_unused(void);
 
 /* ---- alloc.c -------------------------------------------------------------- */
 /* Allocate from a first-class heap whose lock the caller holds; NULL when

@@ -243,14 +243,11 @@ VAM_API int vam_pages_decommit(void *addr, size_t size, unsigned flags) {
   if (err == 0 && ((flags & VAM_PAGES_DONTDUMP) || (remapped && (rflags & VAM_PAGES_DONTDUMP))))
     mark_dontdump(addr, size);
   range_done(slot);
-  if (err) {
-    VAM_COUNT(decommit_failures);
+  if (vam__va_decommit_note(err, "page-API decommit failed: pages stay committed (old or zero contents)",
+                            "decommit works again") != 0) {
     VAM_COUNT(pages_decommit_failures);
-    vam__health_fail(VAM_HEALTH_DECOMMIT,
-                     "page-API decommit failed: pages stay committed (old or zero contents)");
     return err;
   }
-  vam__health_ok(VAM_HEALTH_DECOMMIT, "decommit works again");
   VAM_COUNT(pages_decommits);
   vam_stat_add(&vam__stats.pages_decommitted_bytes, size);
   return 0;

@@ -56,20 +56,6 @@ static void purge_pass(bool force) {
   vam_store_release(&purging, 0);
 }
 
-int vam__purge_range(void *addr, size_t len, bool *zeroed) {
-  *zeroed = false;
-  int err = vam__os_purge(addr, len, vam__purge_lazy_free(), zeroed);
-  if (err == 0) {
-    VAM_COUNT(purge_runs);
-    vam_stat_add(&vam__stats.purged_bytes, len);
-    vam__health_ok(VAM_HEALTH_DECOMMIT, "madvise works again");
-  } else {
-    VAM_COUNT(decommit_failures);
-    vam__health_fail(VAM_HEALTH_DECOMMIT, "madvise gave up: pages stay committed, retried later");
-  }
-  return err;
-}
-
 bool vam__purge_ok_now(void) {
   return vam_load_relaxed(&backoff_ms) == 0 ||
          vam__os_now_ms() >= vam_load_relaxed(&backoff_until_ms);
@@ -84,18 +70,6 @@ void vam__purge_tick(void) {
 
 /* fork: a pass another thread was running does not exist in the child. */
 void vam__purge_fork_child(void) { vam_store_relaxed(&purging, 0); }
-
-bool vam__purge_lazy_free(void) { return vam__options.purge == VAM_PURGE_FREE; }
-
-/* Out of memory or budget: give back everything held unused (exited
- * threads' pages, cached chunks, wholly free huge regions) before a
- * reservation is tried again. */
-void vam__release_unused(void) {
-  vam__heap_trim_own();
-  vam__heap_pool_collect();
-  vam__chunk_release_cached();
-  vam__huge_release_cache();
-}
 
 VAM_API void vam_collect(bool force) {
   vam__ensure_init();

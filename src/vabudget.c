@@ -23,6 +23,9 @@
  *    splits a VMA;
  *  - every refusal by the kernel becomes health state, and DONTDUMP (when
  *    asked for) is marked once per reservation, never per chunk;
+ *  - every decommit and purge (madvise through the capped retry) ends in
+ *    vam__va_decommit_note: counted, health flagged or cleared; when to
+ *    purge is purge.c's policy;
  *  - the page API (pages.c) reserves through vam__va_reserve_flags, always
  *    PROT_NONE unless asked to commit, whatever the commit mode, and may
  *    release part of a reservation (vam__va_release_part). */
@@ -225,6 +228,22 @@ int vam__va_commit(void *addr, size_t size) {
   return 0;
 }
 
+/* The end of every decommit (a purge, an uncommit, the page API's): a
+ * failure counts in decommit_failures and sets the DECOMMIT health bit
+ * with fail_why; a success clears it with ok_what.  Returns err. */
+int vam__va_decommit_note(int err, const char *fail_why, const char *ok_what) {
+  if (err) {
+    VAM_COUNT(decommit_failures);
+    vam__health_fail(VAM_HEALTH_DECOMMIT, fail_why);
+  } else {
+    vam__health_ok(VAM_HEALTH_DECOMMIT, ok_what);
+  }
+  return err;
+}
+
+#define MADVISE_GAVE_UP "madvise gave up: pages stay committed, retried later"
+#define MADVISE_WORKS "madvise works again"
+
 /* Give a range's pages back; false when the kernel said no (the pages stay
  * committed and their contents unchanged).  Strict mode also returns the
  * commit charge, and the range must be committed again before use. */
@@ -238,13 +257,19 @@ bool vam__va_decommit(void *addr, size_t size, bool *zeroed) {
     err = vam__os_decommit(addr, size, &z);
   }
   if (zeroed) *zeroed = (err == 0) && z;
-  if (err) {
-    VAM_COUNT(decommit_failures);
-    vam__health_fail(VAM_HEALTH_DECOMMIT, "madvise gave up: pages stay committed, retried later");
-    return false;
+  return vam__va_decommit_note(err, MADVISE_GAVE_UP, MADVISE_WORKS) == 0;
+}
+
+bool vam__va_lazy_free(void) { return vam__options.purge == VAM_PURGE_FREE; }
+
+int vam__va_purge(void *addr, size_t len, bool *zeroed) {
+  *zeroed = false;
+  int err = vam__os_purge(addr, len, vam__va_lazy_free(), zeroed);
+  if (err == 0) {
+    VAM_COUNT(purge_runs);
+    vam_stat_add(&vam__stats.purged_bytes, len);
   }
-  vam__health_ok(VAM_HEALTH_DECOMMIT, "madvise works again");
-  return true;
+  return vam__va_decommit_note(err, MADVISE_GAVE_UP, MADVISE_WORKS);
 }
 
 uint64_t vam__va_mappings(void) {
