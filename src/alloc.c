@@ -56,8 +56,8 @@ static void *alloc_large(vam_heap_t *cache, size_t size, size_t align, bool zero
   bool zeroed = false;
   vam_page_t *pg = NULL;
   if (cache && align_units == 1) {
-    /* A program served from its cache alone must still purge (the span
-     * allocator's tick is not on this path); ticking first also moves the
+    /* A program served from its cache alone must still purge (no floor
+     * below notes anything on this path); ticking first also moves the
      * clock the cache ages by. */
     vam__purge_tick();
     vam__heap_age_caches(cache);
@@ -106,6 +106,7 @@ static void *alloc_block(vam_heap_t *uheap, size_t size, size_t align, bool zero
     bool oom = false;
     WITH_RELEASE_RETRY(p, oom, vam__huge_alloc(size ? size : 1, align, zero, &oom));
   }
+  vam__purge_tick_if_due(); /* after serving: what was reused is not purged first */
   return p;
 }
 
@@ -248,7 +249,7 @@ static block_ref_t block_find(const void *p, const char *op, bool freeing) {
   return r;
 }
 
-static vam_noinline void free_generic(void *p) {
+static void free_block(void *p) {
   if (p == NULL) return;
   block_ref_t r = block_find(p, "free", true);
   if (r.kind == VAM_MAP_CHUNK) {
@@ -287,12 +288,26 @@ static vam_noinline void free_generic(void *p) {
   }
 }
 
+/* Every free that is not a fast-path hit; the purge ticks when the floors
+ * below gave memory back. */
+static vam_noinline void free_generic(void *p) {
+  free_block(p);
+  vam__purge_tick_if_due();
+}
+
+/* A slab of this thread emptied on free's fast path: heap.c keeps it or
+ * gives it back, and the purge ticks when that parked or freed a span. */
+static vam_noinline void slab_emptied(vam_heap_t *heap, vam_page_t *pg) {
+  vam__heap_page_empty(heap, pg);
+  vam__purge_tick_if_due();
+}
+
 /* A block of a slab this thread owns goes on the local list when it is on
  * a block boundary and does not look free; false: free_generic decides. */
 static vam_always_inline bool free_local(vam_heap_t *heap, vam_page_t *pg, vam_block_t *b) {
   if (vam_unlikely(!vam__page_block_ok(pg, b) || vam__block_looks_free(pg, b))) return false;
   vam__page_push(pg, b);
-  if (vam_unlikely(--pg->used == 0)) vam__heap_page_empty(heap, vam__page_of(vam__chunk_of(b), b));
+  if (vam_unlikely(--pg->used == 0)) slab_emptied(heap, vam__page_of(vam__chunk_of(b), b));
   return true;
 }
 
@@ -330,7 +345,7 @@ static vam_always_inline void free_secure(void *p) {
       }
       if (vam_racy_load(&pd->local_owner) == heap) {
         vam__page_push(pd, d);
-        if (vam_unlikely(--pd->used == 0)) vam__heap_page_empty(heap, pd);
+        if (vam_unlikely(--pd->used == 0)) slab_emptied(heap, pd);
         return;
       }
       vam__heap_free_slow_small(pd, d);

@@ -305,9 +305,9 @@ vam_page_t *vam__span_alloc(size_t units, size_t align_units, bool *zeroed) {
   pthread_mutex_lock(&vam__chunk_lock);
   vam_page_t *pg = span_alloc_locked(units, align_units, zeroed);
   pthread_mutex_unlock(&vam__chunk_lock);
-  /* Purge after serving: what this allocation reuses is never given back
-   * a moment before it is needed. */
-  vam__purge_tick();
+  /* The purge ticks after serving (alloc.c): what this allocation reuses
+   * is never given back a moment before it is needed. */
+  vam__purge_note();
   return pg;
 }
 
@@ -375,7 +375,7 @@ void vam__span_free(vam_page_t *pg) {
   c->free_since_ms = now; /* the chunk's free units decay from the last free */
   units_freed_locked(c, start, n);
   pthread_mutex_unlock(&vam__chunk_lock);
-  vam__purge_tick();
+  vam__purge_note();
 }
 
 void vam__chunk_sum_slabs(uint64_t *bin_mallocs, uint64_t *blocks_out) {

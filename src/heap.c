@@ -134,7 +134,7 @@ void vam__heap_page_empty(vam_heap_t *heap, vam_page_t *pg) {
     heap->spare = pg;
     heap->spare_units += pg->units;
     heap->cache_used_ms = vam_load_relaxed(&vam__purge_clock_ms);
-    vam__purge_tick();
+    vam__purge_note();
     return;
   }
   page_release(heap, pg);
@@ -259,7 +259,7 @@ void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin, bool *no_memory)
     pg = next;
   }
   pg = spare_take(heap, vam__bin_units[bin]);
-  if (pg) vam__purge_tick(); /* the span allocator's tick is not on this path */
+  if (pg) vam__purge_note(); /* the span allocator's note is not on this path */
   if (pg == NULL) {
     pg = vam__span_alloc(vam__bin_units[bin], 1, NULL);
     if (pg == NULL) {

@@ -434,7 +434,7 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero, bool *no_memory) {
   pthread_mutex_lock(&pool_lock);
   uint8_t *base = range_count ? pool_take(map_size, map_align, &zeroed) : NULL;
   pthread_mutex_unlock(&pool_lock);
-  vam__purge_tick(); /* after taking: what is reused is not purged first */
+  vam__purge_note(); /* alloc.c ticks after: what is reused is not purged first */
   if (base && vam__va_commit(base, map_size) != 0) {
     pool_put(base, map_size); /* strict mode could not charge it again */
     base = NULL;
@@ -549,7 +549,7 @@ void vam__huge_free(vam_huge_t *h) {
   VAM_GAUGE(huge_bytes, -(int64_t)usable);
   VAM_COUNT(huge_frees);
   pool_put(base, map_size);
-  vam__purge_tick();
+  vam__purge_note();
 }
 
 /* Resize without copying where possible.  Shrink gives the tail to the

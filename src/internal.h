@@ -242,6 +242,22 @@ bool vam__va_decommit(void *addr, size_t size, bool *zeroed);
  * the errno.  *zeroed: reads as zero now. */
 int vam__va_purge(void *addr, size_t len, bool *zeroed);
 bool vam__va_lazy_free(void);
+/* Purge state, kept here so that the floors under purge.c read it without
+ * calling up; purge.c's policy sets it.
+ *  vam__purge_due: spans, slabs or huge ranges were taken or given back
+ *    since the last tick (chunk.c, heap.c and huge.c note it); the slow
+ *    paths of alloc.c and userheap.c then tick purge.c's clock.
+ *  vam__purge_clock_ms: when the last purge pass ran (ms), the coarse
+ *    clock thread caches age by, read without a system call.
+ *  vam__purge_backoff_until_ms: 0, or purging backs off until then after
+ *    a give-up; vam__purge_ok_now() is false while it does. */
+extern vam_atomic(bool) vam__purge_due;
+extern vam_atomic(uint64_t) vam__purge_clock_ms;
+extern vam_atomic(uint64_t) vam__purge_backoff_until_ms;
+static inline void vam__purge_note(void) {
+  if (!vam_load_relaxed(&vam__purge_due)) vam_store_relaxed(&vam__purge_due, true);
+}
+bool vam__purge_ok_now(void);
 int vam__va_remap(void *addr, size_t old_size, size_t new_size, void *target, void **out);
 /* Size of the next speculative reservation (a multiple of the chunk size,
  * at least min), from the budget left and the growth so far. */
@@ -478,13 +494,13 @@ extern pthread_mutex_t vam__pages_lock;
 void vam__pages_fork_child(void);
 
 /* ---- purge.c: when memory goes back ----------------------------------------- */
-/* Called from slow paths: purges what is due, at most every delay/4. */
+/* Called from the allocation and free slow paths: purges what is due, at
+ * most every delay/4 (and clears vam__purge_due). */
 void vam__purge_tick(void);
-/* False while purging backs off after a give-up (purge.c). */
-bool vam__purge_ok_now(void);
-/* When the last purge pass ran (ms): the coarse clock thread caches age
- * by, read without a system call. */
-extern vam_atomic(uint64_t) vam__purge_clock_ms;
+/* The same when a floor below noted something freed or taken. */
+static inline void vam__purge_tick_if_due(void) {
+  if (vam_unlikely(vam_load_relaxed(&vam__purge_due))) vam__purge_tick();
+}
 void vam__purge_start_background(void);
 void vam__purge_fork_child(void);
 

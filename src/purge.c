@@ -8,8 +8,10 @@
  * made malloc-large 10x slower under allocators that hand back eagerly),
  * and short enough that an idle process's RSS comes back promptly.
  *
- * Purging runs from allocator slow paths (span and huge allocations and
- * frees), checked against a coarse clock at most every delay/4, from
+ * Purging runs from the allocation and free slow paths (alloc.c, userheap.c)
+ * after a span, slab or huge range was taken or given back (the floors
+ * below note it in vam__purge_due and never call up here), checked
+ * against a coarse clock at most every delay/4, from
  * vam_collect(), and, with VAMALLOC_BACKGROUND=1, from a thread that wakes
  * every delay/2 so a process that stops calling the allocator still gets
  * its memory back.  Purge failures follow the OS layer's rules: the range
@@ -17,7 +19,6 @@
 #include "internal.h"
 
 static vam_atomic(uint64_t) last_check_ms;
-vam_atomic(uint64_t) vam__purge_clock_ms; /* when the last purge pass ran */
 static vam_atomic(int) purging; /* one purge pass at a time */
 
 /* After a purge gives up (madvise refused past the retry cap), purging
@@ -25,15 +26,14 @@ static vam_atomic(int) purging; /* one purge pass at a time */
  * single run, as a probe.  A pass stops at its first give-up.  Without this an EAGAIN storm would cost every
  * slow path up to retry_max x retry_delay per run; with it the program
  * keeps running and RSS comes back once the kernel cooperates. */
-static vam_atomic(uint64_t) backoff_ms;
-static vam_atomic(uint64_t) backoff_until_ms;
+static vam_atomic(uint64_t) backoff_ms; /* its end: vam__purge_backoff_until_ms (vabudget.c) */
 
 static void purge_pass(bool force) {
   int expected = 0;
   if (!atomic_compare_exchange_strong(&purging, &expected, 1)) return;
   uint64_t now = vam__os_now_ms();
   uint64_t backoff = vam_load_relaxed(&backoff_ms);
-  if (!force && backoff && now < vam_load_relaxed(&backoff_until_ms)) {
+  if (!force && backoff && now < vam_load_relaxed(&vam__purge_backoff_until_ms)) {
     vam_store_release(&purging, 0);
     return;
   }
@@ -49,19 +49,16 @@ static void purge_pass(bool force) {
   if (vam_load_relaxed(&vam__stats.decommit_failures) != failures0) {
     backoff = backoff ? (backoff * 2 > 60000 ? 60000 : backoff * 2) : 1000;
     vam_store_relaxed(&backoff_ms, backoff);
-    vam_store_relaxed(&backoff_until_ms, vam__os_now_ms() + backoff);
+    vam_store_relaxed(&vam__purge_backoff_until_ms, vam__os_now_ms() + backoff);
   } else if (backoff) {
     vam_store_relaxed(&backoff_ms, 0);
+    vam_store_relaxed(&vam__purge_backoff_until_ms, 0);
   }
   vam_store_release(&purging, 0);
 }
 
-bool vam__purge_ok_now(void) {
-  return vam_load_relaxed(&backoff_ms) == 0 ||
-         vam__os_now_ms() >= vam_load_relaxed(&backoff_until_ms);
-}
-
 void vam__purge_tick(void) {
+  vam_store_relaxed(&vam__purge_due, false);
   uint64_t now = vam__os_now_ms();
   if (now - vam_load_relaxed(&last_check_ms) < vam__options.purge_delay_ms / 4) return;
   vam_store_relaxed(&last_check_ms, now);

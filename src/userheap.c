@@ -247,6 +247,7 @@ VAM_API void vam_heap_destroy(vam_heap_t *h) {
   vam__meta_free(h, sizeof(vam_heap_t));
   VAM_COUNT(user_heaps_destroyed);
   VAM_GAUGE(user_heaps, -1);
+  vam__purge_tick_if_due(); /* its spans and huge ranges went back */
 }
 
 VAM_API int vam_heap_stats(vam_heap_t *h, vam_heap_stats_t *out, size_t struct_size) {

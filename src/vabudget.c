@@ -262,6 +262,17 @@ bool vam__va_decommit(void *addr, size_t size, bool *zeroed) {
 
 bool vam__va_lazy_free(void) { return vam__options.purge == VAM_PURGE_FREE; }
 
+/* The purge state purge.c's policy sets and the floors under it read (they
+ * note what they free, purge.c decides when): see internal.h. */
+vam_atomic(bool) vam__purge_due;
+vam_atomic(uint64_t) vam__purge_clock_ms;
+vam_atomic(uint64_t) vam__purge_backoff_until_ms;
+
+bool vam__purge_ok_now(void) {
+  uint64_t until = vam_load_relaxed(&vam__purge_backoff_until_ms);
+  return until == 0 || vam__os_now_ms() >= until;
+}
+
 int vam__va_purge(void *addr, size_t len, bool *zeroed) {
   *zeroed = false;
   int err = vam__os_purge(addr, len, vam__va_lazy_free(), zeroed);
