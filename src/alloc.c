@@ -192,12 +192,12 @@ typedef struct block_ref {
 
 static block_ref_t block_find(const void *p, const char *op, bool freeing) {
   block_ref_t r = {VAM_MAP_NONE, NULL, NULL};
-  uintptr_t a = (uintptr_t)p;
-  unsigned kind = vam__chunkmap_kind(a);
+  vam_ref_t at = vam__classify(p);
+  unsigned kind = at.map;
   unsigned misuse = VAM_MISUSE_INVALID_POINTER;
   if (kind == VAM_MAP_CHUNK) {
     vam_chunk_t *c = vam__chunk_of(p);
-    vam_page_t *pg = vam__page_of(c, p);
+    vam_page_t *pg = at.pg;
     if (pg->kind == VAM_PAGE_SMALL) {
       if (!vam__page_block_ok(pg, p)) {
         size_t off = (size_t)((const uint8_t *)p - pg->start);
@@ -224,10 +224,9 @@ static block_ref_t block_find(const void *p, const char *op, bool freeing) {
       misuse = VAM_MISUSE_DOUBLE_FREE;
     }
   } else if (kind == VAM_MAP_HUGE_HEAD || kind == VAM_MAP_HUGE_USER) {
-    vam_huge_t *h = vam__huge_of(p);
-    if (h) {
+    if (at.huge) {
       r.kind = VAM_MAP_HUGE_HEAD;
-      r.huge = h;
+      r.huge = at.huge;
       return r;
     }
     misuse = VAM_MISUSE_INTERIOR_FREE;
@@ -410,6 +409,13 @@ VAM_API size_t vam_usable_size(const void *p) {
   return usable_size(p, "malloc_usable_size");
 }
 
+/* p points into a live slab or large span of ours, or at the start of a
+ * live huge object. */
+VAM_API int vam_owns(const void *p) {
+  vam_ref_t at = vam__classify(p);
+  return at.pg ? at.pg->kind != VAM_PAGE_NONE : at.huge != NULL;
+}
+
 /* ---- realloc ---------------------------------------------------------------- */
 
 VAM_API void *vam_realloc(void *p, size_t size) {
@@ -432,10 +438,10 @@ VAM_API void *vam_realloc(void *p, size_t size) {
   /* A first-class heap's block stays in its heap (and under its limit). */
   vam_heap_t *owner = vam_heap_of(p);
   if (owner) return vam_heap_realloc(owner, p, size);
-  unsigned kind = VAM_SECURE_BUILD ? VAM_MAP_NONE /* guards do not move */
-                                   : vam__chunkmap_kind((uintptr_t)p);
-  if (kind == VAM_MAP_CHUNK && size > VAM_SMALL_MAX && size <= VAM_LARGE_MAX) {
-    vam_page_t *pg = vam__page_of(vam__chunk_of(p), p);
+  vam_ref_t at = VAM_SECURE_BUILD ? (vam_ref_t){VAM_MAP_NONE, NULL, NULL} /* guards do not move */
+                                  : vam__classify(p);
+  if (at.pg && size > VAM_SMALL_MAX && size <= VAM_LARGE_MAX) {
+    vam_page_t *pg = at.pg;
     if (pg->kind == VAM_PAGE_LARGE) {
       /* Large: grow into free units after the span, or give the tail back. */
       size_t units = (size + VAM_UNIT_SIZE - 1) >> VAM_UNIT_SHIFT;
@@ -448,10 +454,9 @@ VAM_API void *vam_realloc(void *p, size_t size) {
         return p;
       }
     }
-  } else if (!VAM_SECURE_BUILD && kind != VAM_MAP_CHUNK && size > VAM_LARGE_MAX) {
+  } else if (at.huge && size > VAM_LARGE_MAX) {
     /* Huge: mremap in place, or move the pages without copying. */
-    vam_huge_t *h = vam__huge_of(p);
-    void *q = h ? vam__huge_realloc(h, size) : NULL;
+    void *q = vam__huge_realloc(at.huge, size);
     if (q) {
       VAM_COUNT(large_in_place);
       return q;

@@ -60,13 +60,3 @@ int vam__chunkmap_set(uintptr_t addr, unsigned kind) {
   vam_store_release(&leaf[idx & (((uintptr_t)1 << VAM_MAP_LEAF_BITS) - 1)], (uint8_t)kind);
   return 0;
 }
-
-int vam_owns(const void *p) {
-  unsigned kind = vam__chunkmap_kind((uintptr_t)p);
-  if (kind == VAM_MAP_CHUNK) {
-    vam_chunk_t *c = vam__chunk_of(p);
-    return vam__page_of(c, p)->kind != VAM_PAGE_NONE;
-  }
-  if (kind == VAM_MAP_HUGE_HEAD || kind == VAM_MAP_HUGE_USER) return vam__huge_of(p) != NULL;
-  return 0;
-}

@@ -21,7 +21,7 @@ static bool key_ready;
  * path may skip locks, never take an earlier one under a later one);
  * fork_prepare takes them all in this order:
  *   vam__pages_lock       pages.c registry; growing it reserves (-> hint)
- *   vam__stats_lock       stats.c totals; sums the heaps (-> pool), slabs (-> chunk)
+ *   vam__stats_lock       report.c totals; sums the heaps (-> pool), slabs (-> chunk)
  *   list_lock, heap locks userheap.c (list first, fork only); allocation -> all below
  *   shared_lock, pool_lock heap.c; the shared heap allocates (-> chunk...),
  *                         a heap short of memory drains the pool (-> pool)

@@ -115,8 +115,6 @@ typedef struct vam_stats_global {
 extern vam_stats_global_t vam__stats;
 #define VAM_COUNT(name) vam_stat_add(&vam__stats.name, 1)
 #define VAM_GAUGE(name, delta) vam_gauge_add(&vam__stats.name, (int64_t)(delta))
-void vam__stats_print(int fd, int format);
-extern pthread_mutex_t vam__stats_lock;
 /* Health: one bit per kind of trouble; the process is degraded while any
  * bit is set.  Transitions log one line with VAMALLOC_VERBOSE=1. */
 enum {
@@ -128,6 +126,9 @@ enum {
 };
 void vam__health_fail(unsigned bit, const char *reason);
 void vam__health_ok(unsigned bit, const char *what);
+/* The health bits now; *reason (the latest failure's) and *events (the
+ * degrade events so far) when not NULL. */
+unsigned vam__health_get(const char **reason, uint64_t *events);
 
 /* ---- misuse.c: reports of caller misuse ------------------------------------
  * X(NAME, counter suffix, words in the report line).  Each kind counts in
@@ -504,7 +505,27 @@ static inline void vam__purge_tick_if_due(void) {
 void vam__purge_start_background(void);
 void vam__purge_fork_child(void);
 
+/* ---- report.c: the snapshot, vam_stats_get, vam_health, the reports -------- */
+void vam__stats_print(int fd, int format);
+extern pthread_mutex_t vam__stats_lock; /* held while the totals are summed */
+
 /* ---- alloc.c -------------------------------------------------------------- */
+/* What p points into, the one classification every caller uses (free,
+ * realloc, usable_size, vam_owns, first-class heaps): the chunk map's
+ * kind; for a chunk, the descriptor of the span holding p (SMALL, LARGE, or
+ * no longer live); for a huge object's chunk, its header when p is the
+ * object's start (NULL otherwise). */
+typedef struct vam_ref {
+  unsigned map;
+  vam_page_t *pg;
+  vam_huge_t *huge;
+} vam_ref_t;
+static inline vam_ref_t vam__classify(const void *p) {
+  vam_ref_t r = {vam__chunkmap_kind((uintptr_t)p), NULL, NULL};
+  if (r.map == VAM_MAP_CHUNK) r.pg = vam__page_of(vam__chunk_of(p), p);
+  else if (r.map == VAM_MAP_HUGE_HEAD || r.map == VAM_MAP_HUGE_USER) r.huge = vam__huge_of(p);
+  return r;
+}
 /* Allocate from a first-class heap whose lock the caller holds; NULL when
  * out of memory (errno not set). */
 void *vam__alloc_in_heap(vam_heap_t *heap, size_t size, size_t align, bool zero);

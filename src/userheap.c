@@ -59,8 +59,9 @@ VAM_API vam_heap_t *vam_heap_new(const vam_heap_options *opts) {
 
 /* Link a fresh large or huge block on its heap (under the heap lock). */
 static void track(vam_heap_t *h, void *p) {
-  if (vam__chunkmap_kind((uintptr_t)p) == VAM_MAP_CHUNK) {
-    vam_page_t *pg = vam__page_of(vam__chunk_of(p), p);
+  vam_ref_t at = vam__classify(p);
+  if (at.pg) {
+    vam_page_t *pg = at.pg;
     if (pg->kind != VAM_PAGE_LARGE) return; /* slabs: the bin queues track them */
     pg->heap = h;
     pg->prev = NULL;
@@ -70,7 +71,7 @@ static void track(vam_heap_t *h, void *p) {
     h->large.head = pg;
     return;
   }
-  vam_huge_t *hg = vam__huge_of(p);
+  vam_huge_t *hg = at.huge;
   if (hg == NULL) return;
   hg->heap = h;
   hg->heap_prev = NULL;
@@ -170,19 +171,14 @@ VAM_API void *vam_heap_realloc(vam_heap_t *h, void *p, size_t size) {
 
 VAM_API vam_heap_t *vam_heap_of(const void *p) {
   if (p == NULL) return NULL;
-  unsigned kind = vam__chunkmap_kind((uintptr_t)p);
-  if (kind == VAM_MAP_CHUNK) {
-    vam_page_t *pg = vam__page_of(vam__chunk_of(p), p);
-    if ((pg->kind == VAM_PAGE_SMALL || pg->kind == VAM_PAGE_LARGE) && pg->heap &&
-        pg->heap->is_user)
+  vam_ref_t at = vam__classify(p);
+  if (at.pg) {
+    vam_page_t *pg = at.pg;
+    if ((pg->kind == VAM_PAGE_SMALL || pg->kind == VAM_PAGE_LARGE) && pg->heap && pg->heap->is_user)
       return pg->heap;
     return NULL;
   }
-  if (kind == VAM_MAP_HUGE_HEAD || kind == VAM_MAP_HUGE_USER) {
-    vam_huge_t *hg = vam__huge_of(p);
-    return hg ? hg->heap : NULL;
-  }
-  return NULL;
+  return at.huge ? at.huge->heap : NULL;
 }
 
 /* free() of a heap's large span or huge mapping: unlink it and count it off
