@@ -144,7 +144,7 @@ int vam__os_fault_spec(const char *spec, bool install) {
 #ifdef VAM_FAULT_INJECTION
   if (install) {
     vam_store_release(&active, 0);
-    installer_pid = vam__os_getpid();
+    installer_pid = (long)getpid();
     is_installer = true;
     for (int k = 0; k < VAM_OS_CALL_KINDS; k++) {
       rules[k] = parsed[k];
@@ -185,7 +185,7 @@ int vam__os_fault(vam_os_call_t kind) {
   const fault_rule_t *r = &rules[kind];
   if (r->err == 0) return 0;
   if (r->err == FAULT_PARK &&
-      (vam__os_getpid() != installer_pid || is_installer))
+      ((long)getpid() != installer_pid || is_installer))
     return 0; /* a forked child, or the controller: never parked */
   uint64_t n = vam_fetch_add_relaxed(&seen[kind], 1);
   if (n < r->after) return 0;

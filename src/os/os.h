@@ -1,6 +1,7 @@
 /* os.h: the one door between vamalloc and the kernel.
  *
- * Contract (every backend in src/os/<system>/ implements exactly this):
+ * Contract (every backend implements exactly this: src/os/<system>/ for
+ * what differs, src/os/posix/os_posix.c for what the POSIX systems share):
  *  - Every function that can fail returns 0 or an errno value; it never
  *    aborts, never prints, never allocates.
  *  - Addresses and sizes are multiples of the OS page size and non-zero.
@@ -205,7 +206,6 @@ bool vam__os_advice_is_dump_only(int advice);
 /* Small services the core needs, none of which allocate. */
 void vam__os_write(int fd, const char *buf, size_t len);
 void vam__os_sleep_us(unsigned us);
-int vam__os_read_file(const char *path, char *buf, size_t cap, size_t *len);
 long vam__os_getpid(void);
 /* The process environment (may be NULL very early in start-up). */
 char **vam__os_environ(void);

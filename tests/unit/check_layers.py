@@ -19,10 +19,10 @@ How the uses are found (stdlib only, no build needed):
     src/**/*.c is a symbol of that file;
   - every `vam_*` identifier a .c file names that another file defines is a
     use of that file (calls, address-taking and variable reads alike);
-  - the static inline functions and macros of src/*.h and src/os/*.h are
-    followed: a file that calls vam__ensure_init() uses init.c's
-    vam__init_slow and vam__init_state, and the use is reported "via" the
-    helper.
+  - the static inline functions and macros (VAM_COUNT, VAM_OS_RETRY...)
+    of src/*.h and src/os/*.h are followed: a file that calls
+    vam__ensure_init() uses init.c's vam__init_slow and vam__init_state,
+    and the use is reported "via" the helper.
 #if'd code counts whatever the configuration (secure, fault-injection and
 TSan builds included).
 
@@ -54,25 +54,11 @@ KNOWN_UPWARD = {
     ("alloc.c", "userheap.c", "vam__userheap_forget_huge"): "free of a user heap's huge block updates its list",
     ("alloc.c", "userheap.c", "vam_heap_of"): "vam_realloc asks whether the block is a user heap's",
     ("alloc.c", "userheap.c", "vam_heap_realloc"): "vam_realloc hands a user heap's block to its heap",
-    # the purge policy is ticked from lower floors (#14 step 2: policy
-    # called only from the allocation and free slow paths)
-    ("chunk.c", "purge.c", "vam__purge_ok_now"): "the purge back-off, asked by the chunk purge",
-    ("chunk.c", "purge.c", "vam__purge_tick"): "the slow path ticks the purge clock from chunk.c",
-    ("heap.c", "purge.c", "vam__purge_clock_ms"): "thread caches age by the purge clock",
-    ("heap.c", "purge.c", "vam__purge_tick"): "the heap slow path ticks the purge clock",
-    ("huge.c", "purge.c", "vam__purge_tick"): "the huge slow path ticks the purge clock",
-    # vam_owns is public API in the lowest metadata file (#14 step 3)
-    ("chunkmap.c", "huge.c", "vam__huge_of"): "vam_owns classifies a huge pointer",
     # heap.c asks init.c for a value heap.c created (#14: key_ready)
     ("heap.c", "init.c", "vam__init_key_ready"): "whether heap.c's own pthread key was created",
-    # stats.c's report reads upper floors (#14 step 3: counters and report apart)
-    ("stats.c", "chunk.c", "vam__chunk_sum_slabs"): "the report sums live slabs' counts",
-    ("stats.c", "heap.c", "vam__heap_sum_counters"): "the report sums the thread heaps' counters",
-    ("stats.c", "sizeclass.c", "vam__bin_size"): "the report prints per-class sizes",
 }
 
 IDENT = re.compile(r"[A-Za-z_]\w*")
-VAM = re.compile(r"\bvam_\w*")
 
 
 def blank(text):
@@ -225,7 +211,9 @@ class Source:
                 for m in re.finditer(r"\b(vam_\w*)\s*(\(|\[|,|$)", head):
                     if m.group(2) != "(":
                         self.defs.add(m.group(1))
-        for m in VAM.finditer(self.text):
+        # every identifier: vam_* names, and the header macros and inline
+        # functions (VAM_COUNT, VAM_OS_RETRY...) that are followed below
+        for m in IDENT.finditer(self.text):
             self.uses.append((line_of(self.text, m.start()), m.group(0)))
 
 
@@ -310,8 +298,8 @@ def analyse(root, extra=()):
     edges = {}
     for rel, s in sources.items():
         for line, ident in s.uses:
-            targets = [(ident, "")] if ident in definers else []
-            if ident not in definers and ident in helpers:
+            targets = [(ident, "")] if ident in definers and ident.startswith("vam_") else []
+            if not targets and ident in helpers:
                 targets = [(t, ident) for t in sorted(expand(ident, {ident}))]
             for sym, via in targets:
                 for d in definers[sym]:

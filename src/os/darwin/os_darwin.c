@@ -6,9 +6,12 @@
  * anyway); decommit is MADV_FREE_REUSABLE, whose pages must be reclaimed
  * with MADV_FREE_REUSE before reuse (so "zeroed" is never promised);
  * mremap does not exist (remap answers ENOTSUP and the caller copies); the
- * page size is 16 KiB on arm64. */
+ * page size is 16 KiB on arm64.
+ *
+ * What Darwin shares with Linux (commit, no-access, residency, the host
+ * program's madvise/mincore, write, getpid) is in os/posix/os_posix.c,
+ * built over this file's raw madvise and mincore (os_posix.h). */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -17,6 +20,7 @@
 #include <unistd.h>
 #include <crt_externs.h>
 #include "../os.h"
+#include "../posix/os_posix.h"
 
 vam_os_config_t vam__os_config = {.page_size = 4096, .overcommit_mode = -1};
 
@@ -61,14 +65,6 @@ int vam__os_reserve(size_t size, size_t align, unsigned flags, void *hint, void 
   return 0;
 }
 
-static int protect_rw(void *addr, size_t size) {
-  return mprotect(addr, size, PROT_READ | PROT_WRITE) == 0 ? 0 : errno;
-}
-
-int vam__os_commit(void *addr, size_t size) {
-  return VAM_OS_RETRY(VAM_OS_mprotect, protect_rw(addr, size));
-}
-
 static int remap_noaccess(void *addr, size_t size) {
   void *p = mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANON | MAP_FIXED, -1, 0);
   return p == MAP_FAILED ? errno : 0;
@@ -78,24 +74,16 @@ int vam__os_uncommit(void *addr, size_t size) {
   return VAM_OS_ONCE(VAM_OS_mmap, remap_noaccess(addr, size));
 }
 
-static int protect_none(void *addr, size_t size) {
-  return mprotect(addr, size, PROT_NONE) == 0 ? 0 : errno;
-}
-
-int vam__os_noaccess(void *addr, size_t size) {
-  return VAM_OS_RETRY(VAM_OS_mprotect, protect_none(addr, size));
-}
-
 int vam__os_release(void *addr, size_t size) {
   return VAM_OS_ONCE(VAM_OS_munmap, unmap(addr, size));
 }
 
-static int advise(void *addr, size_t size, int advice) {
+int vam__os_sys_madvise(void *addr, size_t size, int advice) {
   return madvise(addr, size, advice) == 0 ? 0 : errno;
 }
 
 int vam__os_decommit(void *addr, size_t size, bool *zeroed) {
-  int err = VAM_OS_RETRY(VAM_OS_madvise, advise(addr, size, MADV_FREE_REUSABLE));
+  int err = VAM_OS_RETRY(VAM_OS_madvise, vam__os_sys_madvise(addr, size, MADV_FREE_REUSABLE));
   if (zeroed) *zeroed = false;
   return err;
 }
@@ -122,53 +110,14 @@ int vam__os_dontdump(void *addr, size_t size) {
   return 0; /* no per-range core-dump control on Darwin */
 }
 
-static int residency(void *addr, size_t size, unsigned char *vec) {
+int vam__os_sys_mincore(void *addr, size_t size, unsigned char *vec) {
   return mincore(addr, size, (char *)vec) == 0 ? 0 : errno;
-}
-
-int vam__os_residency(void *addr, size_t size, unsigned char *vec) {
-  return VAM_OS_RETRY(VAM_OS_mincore, residency(addr, size, vec));
-}
-
-int vam__os_host_madvise(void *addr, size_t len, int advice, unsigned max_retries) {
-  if (max_retries == 0) return VAM_OS_ONCE(VAM_OS_host_madvise, advise(addr, len, advice));
-  return VAM_OS_RETRY_MAX(VAM_OS_host_madvise, max_retries, advise(addr, len, advice));
-}
-
-int vam__os_host_mincore(void *addr, size_t len, unsigned char *vec, unsigned max_retries) {
-  if (max_retries == 0) return VAM_OS_ONCE(VAM_OS_host_mincore, residency(addr, len, vec));
-  return VAM_OS_RETRY_MAX(VAM_OS_host_mincore, max_retries, residency(addr, len, vec));
 }
 
 bool vam__os_advice_is_dump_only(int advice) {
   (void)advice;
   return false; /* Darwin has no per-range core-dump advice */
 }
-
-void vam__os_write(int fd, const char *buf, size_t len) {
-  while (len > 0) {
-    ssize_t n = write(fd, buf, len);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    buf += n;
-    len -= (size_t)n;
-  }
-}
-
-int vam__os_read_file(const char *path, char *buf, size_t cap, size_t *len) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  ssize_t n = read(fd, buf, cap);
-  int err = n < 0 ? errno : 0;
-  close(fd);
-  if (err) return err;
-  *len = (size_t)n;
-  return 0;
-}
-
-long vam__os_getpid(void) { return (long)getpid(); }
 
 int vam__os_random(void *buf, size_t len) {
   arc4random_buf(buf, len); /* never fails, never blocks */

@@ -5,7 +5,12 @@
  * touched, and decommit is a madvise, which never splits a VMA.  (Strict
  * mode 2 and the address-space budget are the business of vabudget, built
  * on top of this.)  Alignment beyond the page size is obtained by mapping
- * size + align and trimming both ends, so the result is one VMA. */
+ * size + align and trimming both ends, so the result is one VMA.
+ *
+ * What Linux shares with Darwin (commit, no-access, residency, the host
+ * program's madvise/mincore, write, getpid) is in os/posix/os_posix.c,
+ * built over this file's raw madvise and mincore (os_posix.h).  Reading
+ * /proc files is Linux's alone. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -17,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "../os.h"
+#include "../posix/os_posix.h"
 
 #ifndef MADV_FREE
 #define MADV_FREE 8
@@ -29,6 +35,28 @@ vam_os_config_t vam__os_config = {.page_size = 4096, .overcommit_mode = -1};
 
 extern char **environ;
 char **vam__os_environ(void) { return environ; }
+
+/* Up to cap bytes of a /proc or /sys file (its contents may come in more
+ * than one read): 0 or the errno. */
+static int read_file(const char *path, char *buf, size_t cap, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  size_t got = 0;
+  while (got < cap) {
+    ssize_t n = read(fd, buf + got, cap - got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      close(fd);
+      return err;
+    }
+    if (n == 0) break;
+    got += (size_t)n;
+  }
+  close(fd);
+  *len = got;
+  return 0;
+}
 
 static int parse_small_int(const char *s, size_t n) {
   int v = 0;
@@ -45,7 +73,7 @@ int vam__os_init(void) {
   if (ps > 0) vam__os_config.page_size = (size_t)ps;
   char buf[32];
   size_t len = 0;
-  if (vam__os_read_file("/proc/sys/vm/overcommit_memory", buf, sizeof buf, &len) == 0)
+  if (read_file("/proc/sys/vm/overcommit_memory", buf, sizeof buf, &len) == 0)
     vam__os_config.overcommit_mode = parse_small_int(buf, len);
   vam__os_config.has_madv_free = true; /* probed lazily: EINVAL falls back to DONTNEED */
   return 0;
@@ -106,14 +134,6 @@ int vam__os_reserve(size_t size, size_t align, unsigned flags, void *hint, void 
   return 0;
 }
 
-static int protect_rw(void *addr, size_t size) {
-  return mprotect(addr, size, PROT_READ | PROT_WRITE) == 0 ? 0 : errno;
-}
-
-int vam__os_commit(void *addr, size_t size) {
-  return VAM_OS_RETRY(VAM_OS_mprotect, protect_rw(addr, size));
-}
-
 static int remap_noaccess(void *addr, size_t size) {
   void *p = mmap(addr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
   return p == MAP_FAILED ? errno : 0;
@@ -123,14 +143,6 @@ int vam__os_uncommit(void *addr, size_t size) {
   return VAM_OS_ONCE(VAM_OS_mmap, remap_noaccess(addr, size));
 }
 
-static int protect_none(void *addr, size_t size) {
-  return mprotect(addr, size, PROT_NONE) == 0 ? 0 : errno;
-}
-
-int vam__os_noaccess(void *addr, size_t size) {
-  return VAM_OS_RETRY(VAM_OS_mprotect, protect_none(addr, size));
-}
-
 int vam__os_release(void *addr, size_t size) {
   return VAM_OS_ONCE(VAM_OS_munmap, unmap(addr, size));
 }
@@ -138,20 +150,20 @@ int vam__os_release(void *addr, size_t size) {
 /* Raw system calls, not the libc wrappers: when preloaded, libvamalloc.so
  * itself exports madvise/mincore (the host shim), and the core must not
  * loop back into it. */
-static int advise(void *addr, size_t size, int advice) {
+int vam__os_sys_madvise(void *addr, size_t size, int advice) {
   return syscall(SYS_madvise, addr, size, advice) == 0 ? 0 : errno;
 }
 
 int vam__os_decommit(void *addr, size_t size, bool *zeroed) {
   /* DONTNEED: later reads see zeroes, so metadata can trust "zeroed". */
-  int err = VAM_OS_RETRY(VAM_OS_madvise, advise(addr, size, MADV_DONTNEED));
+  int err = VAM_OS_RETRY(VAM_OS_madvise, vam__os_sys_madvise(addr, size, MADV_DONTNEED));
   if (zeroed) *zeroed = (err == 0);
   return err;
 }
 
 int vam__os_purge(void *addr, size_t size, bool lazy_free, bool *zeroed) {
   if (lazy_free && vam__os_config.has_madv_free) {
-    int err = VAM_OS_RETRY(VAM_OS_madvise, advise(addr, size, MADV_FREE));
+    int err = VAM_OS_RETRY(VAM_OS_madvise, vam__os_sys_madvise(addr, size, MADV_FREE));
     if (err != EINVAL) {
       if (zeroed) *zeroed = false;
       return err;
@@ -181,64 +193,16 @@ int vam__os_remap(void *addr, size_t old_size, size_t new_size, void *target, vo
 }
 
 int vam__os_dontdump(void *addr, size_t size) {
-  return VAM_OS_RETRY(VAM_OS_madvise, advise(addr, size, MADV_DONTDUMP));
+  return VAM_OS_RETRY(VAM_OS_madvise, vam__os_sys_madvise(addr, size, MADV_DONTDUMP));
 }
 
-static int residency(void *addr, size_t size, unsigned char *vec) {
+int vam__os_sys_mincore(void *addr, size_t size, unsigned char *vec) {
   return syscall(SYS_mincore, addr, size, vec) == 0 ? 0 : errno;
-}
-
-int vam__os_residency(void *addr, size_t size, unsigned char *vec) {
-  return VAM_OS_RETRY(VAM_OS_mincore, residency(addr, size, vec));
-}
-
-int vam__os_host_madvise(void *addr, size_t len, int advice, unsigned max_retries) {
-  if (max_retries == 0) return VAM_OS_ONCE(VAM_OS_host_madvise, advise(addr, len, advice));
-  return VAM_OS_RETRY_MAX(VAM_OS_host_madvise, max_retries, advise(addr, len, advice));
-}
-
-int vam__os_host_mincore(void *addr, size_t len, unsigned char *vec, unsigned max_retries) {
-  if (max_retries == 0) return VAM_OS_ONCE(VAM_OS_host_mincore, residency(addr, len, vec));
-  return VAM_OS_RETRY_MAX(VAM_OS_host_mincore, max_retries, residency(addr, len, vec));
 }
 
 bool vam__os_advice_is_dump_only(int advice) {
   return advice == MADV_DONTDUMP || advice == MADV_DODUMP;
 }
-
-void vam__os_write(int fd, const char *buf, size_t len) {
-  while (len > 0) {
-    ssize_t n = write(fd, buf, len);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    buf += n;
-    len -= (size_t)n;
-  }
-}
-
-int vam__os_read_file(const char *path, char *buf, size_t cap, size_t *len) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  size_t got = 0;
-  while (got < cap) {
-    ssize_t n = read(fd, buf + got, cap - got);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      close(fd);
-      return err;
-    }
-    if (n == 0) break;
-    got += (size_t)n;
-  }
-  close(fd);
-  *len = got;
-  return 0;
-}
-
-long vam__os_getpid(void) { return (long)getpid(); }
 
 int vam__os_random(void *buf, size_t len) {
   uint8_t *p = buf;
@@ -283,7 +247,7 @@ static bool field_kb(const char *buf, size_t len, const char *key, uint64_t *out
 static bool read_u64_file(const char *path, uint64_t *out) {
   char buf[64];
   size_t len = 0;
-  if (vam__os_read_file(path, buf, sizeof buf - 1, &len) != 0 || len == 0) return false;
+  if (read_file(path, buf, sizeof buf - 1, &len) != 0 || len == 0) return false;
   uint64_t v = 0;
   size_t i = 0;
   if (buf[0] < '0' || buf[0] > '9') return false;
@@ -332,7 +296,7 @@ static int scan_maps(uint64_t *count, uint64_t *top) {
 int vam__os_vmsize(uint64_t *vmsize) {
   char buf[2048];
   size_t len = 0;
-  int err = vam__os_read_file("/proc/self/status", buf, sizeof buf, &len);
+  int err = read_file("/proc/self/status", buf, sizeof buf, &len);
   if (err) return err;
   return field_kb(buf, len, "VmSize:", vmsize) ? 0 : ENOENT;
 }
@@ -347,7 +311,7 @@ int vam__os_platform(vam_os_platform_t *p) {
   char buf[4096];
   size_t len = 0;
   p->commit_limit = p->committed_as = 0;
-  if (vam__os_read_file("/proc/meminfo", buf, sizeof buf, &len) == 0) {
+  if (read_file("/proc/meminfo", buf, sizeof buf, &len) == 0) {
     field_kb(buf, len, "CommitLimit:", &p->commit_limit);
     field_kb(buf, len, "Committed_AS:", &p->committed_as);
   }
@@ -368,7 +332,7 @@ int vam__os_platform(vam_os_platform_t *p) {
   }
   /* cgroup v2: "0::/path" in /proc/self/cgroup names our memory.max */
   p->cgroup_memory_max = UINT64_MAX;
-  if (vam__os_read_file("/proc/self/cgroup", buf, sizeof buf - 1, &len) == 0) {
+  if (read_file("/proc/self/cgroup", buf, sizeof buf - 1, &len) == 0) {
     buf[len] = 0;
     char *line = strstr(buf, "0::");
     if (line) {
