@@ -22,28 +22,17 @@ static vam_cold void *fail_enomem(void) {
 
 /* ---- allocation ------------------------------------------------------------- */
 
-/* Out of memory or budget: give back everything held unused (this thread's
- * spare slabs, pooled heaps' pages, cached chunks, wholly free huge
- * regions) before the allocation is tried again. */
-static vam_cold void release_unused(void) {
-  vam__heap_trim_own();
-  vam__heap_pool_collect();
-  vam__chunk_release_cached();
-  vam__huge_release_cache();
-}
-
-/* p = call; when that ran out of memory (oom, an expression over call's
- * result or out-parameter), release what is held unused and make the call
- * once more: the one "release, then retry" of the allocator.  A retry that
- * succeeds counts as a fallback allocation. */
-#define WITH_RELEASE_RETRY(p, oom, call) \
-  do {                                   \
-    (p) = (call);                        \
-    if (vam_unlikely(oom)) {             \
-      release_unused();                  \
-      (p) = (call);                      \
-      if ((p) != NULL) VAM_COUNT(fallback_allocs); \
-    }                                    \
+/* p = call; when that ran out of memory (oom, over call's result or
+ * out-parameter), give back everything held unused (this thread's spare
+ * slabs, pooled heaps' pages, cached chunks, wholly free huge regions) and
+ * call once more, a success counted as a fallback: the one "release, then
+ * retry" of the allocator. */
+#define WITH_RELEASE_RETRY(p, oom, call)                                                 \
+  do {                                                                                   \
+    if (((p) = (call)) != NULL || !(oom)) break;                                         \
+    vam__heap_trim_own(); vam__heap_pool_collect(); vam__chunk_release_cached();         \
+    vam__huge_release_cache();                                                           \
+    if (((p) = (call)) != NULL) VAM_COUNT(fallback_allocs);                              \
   } while (0)
 
 /* cache: this thread's heap, whose cache of freed spans may serve it, or

@@ -243,18 +243,12 @@ bool vam__va_decommit(void *addr, size_t size, bool *zeroed);
  * the errno.  *zeroed: reads as zero now. */
 int vam__va_purge(void *addr, size_t len, bool *zeroed);
 bool vam__va_lazy_free(void);
-/* Purge state, kept here so that the floors under purge.c read it without
- * calling up; purge.c's policy sets it.
- *  vam__purge_due: spans, slabs or huge ranges were taken or given back
- *    since the last tick (chunk.c, heap.c and huge.c note it); the slow
- *    paths of alloc.c and userheap.c then tick purge.c's clock.
- *  vam__purge_clock_ms: when the last purge pass ran (ms), the coarse
- *    clock thread caches age by, read without a system call.
- *  vam__purge_backoff_until_ms: 0, or purging backs off until then after
- *    a give-up; vam__purge_ok_now() is false while it does. */
+/* Purge state that purge.c sets and the floors under it read (so they never
+ * call up).  due: chunk.c, heap.c and huge.c took or gave back memory since
+ * the last tick (alloc.c and userheap.c then tick purge.c's clock). */
 extern vam_atomic(bool) vam__purge_due;
-extern vam_atomic(uint64_t) vam__purge_clock_ms;
-extern vam_atomic(uint64_t) vam__purge_backoff_until_ms;
+extern vam_atomic(uint64_t) vam__purge_clock_ms; /* the last pass (ms): caches age by it */
+extern vam_atomic(uint64_t) vam__purge_backoff_until_ms; /* 0, or backing off until then */
 static inline void vam__purge_note(void) {
   if (!vam_load_relaxed(&vam__purge_due)) vam_store_relaxed(&vam__purge_due, true);
 }
@@ -478,9 +472,8 @@ void vam__userheap_fork_parent(void);
 void vam__userheap_fork_child(void);
 
 /* ---- huge.c: objects with their own mapping ------------------------------- */
-/* NULL: out of memory (*no_memory set when no region could be mapped:
- * worth a retry once unused memory is given back), or a size no mapping
- * can hold. */
+/* NULL: a size no mapping holds, or out of memory (*no_memory set when no
+ * region could be mapped: alloc.c releases unused memory and retries). */
 void *vam__huge_alloc(size_t size, size_t align, bool zero, bool *no_memory);
 void vam__huge_free(vam_huge_t *h);
 vam_huge_t *vam__huge_of(const void *p);
@@ -510,16 +503,10 @@ void vam__stats_print(int fd, int format);
 extern pthread_mutex_t vam__stats_lock; /* held while the totals are summed */
 
 /* ---- alloc.c -------------------------------------------------------------- */
-/* What p points into, the one classification every caller uses (free,
- * realloc, usable_size, vam_owns, first-class heaps): the chunk map's
- * kind; for a chunk, the descriptor of the span holding p (SMALL, LARGE, or
- * no longer live); for a huge object's chunk, its header when p is the
- * object's start (NULL otherwise). */
-typedef struct vam_ref {
-  unsigned map;
-  vam_page_t *pg;
-  vam_huge_t *huge;
-} vam_ref_t;
+/* What p points into, the one classification every caller uses: the chunk
+ * map's kind; in a chunk, the descriptor of the span holding p (SMALL,
+ * LARGE, or not live); in a huge object, its header if p is its start. */
+typedef struct vam_ref { unsigned map; vam_page_t *pg; vam_huge_t *huge; } vam_ref_t;
 static inline vam_ref_t vam__classify(const void *p) {
   vam_ref_t r = {vam__chunkmap_kind((uintptr_t)p), NULL, NULL};
   if (r.map == VAM_MAP_CHUNK) r.pg = vam__page_of(vam__chunk_of(p), p);

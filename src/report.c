@@ -1,13 +1,10 @@
-/* report.c: what the statistics say, read as one snapshot.
- *
- * The snapshot (a vam_stats_t on the stack) copies stats.c's counters and
- * gauges, the OS layer's call counters, and the totals summed here from
- * the thread heaps and live slabs; vam_stats_get copies it out, vam_health
- * reads the health bits, and the text and JSON reports print it, so they
- * all agree and nothing allocates.  The malloc/free fast paths count only
- * on their slab; the rest of the call counts are plain per-heap fields;
- * all are summed when read (compute_totals), so a snapshot taken while
- * threads run is not an exact cut. */
+/* report.c: the statistics snapshot, vam_stats_get, vam_health, and the
+ * text and JSON reports, all read from one snapshot (a vam_stats_t on the
+ * stack: stats.c's counters and gauges, the OS call counters, and totals
+ * summed here from the heaps and live slabs), so they agree and nothing
+ * allocates.  The fast paths count only on their slab; the other call
+ * counts are per-heap fields; all are summed when read (compute_totals),
+ * so a snapshot taken while threads run is not an exact cut. */
 #include "internal.h"
 
 /* The T entries of the list: computed when read. */

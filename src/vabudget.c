@@ -24,8 +24,9 @@
  *  - every refusal by the kernel becomes health state, and DONTDUMP (when
  *    asked for) is marked once per reservation, never per chunk;
  *  - every decommit and purge (madvise through the capped retry) ends in
- *    vam__va_decommit_note: counted, health flagged or cleared; when to
- *    purge is purge.c's policy;
+ *    vam__va_decommit_note: counted, health flagged or cleared (but the
+ *    purge of an empty chunk's descriptor pages, chunk.c, which is only
+ *    counted); when to purge is purge.c's policy;
  *  - the page API (pages.c) reserves through vam__va_reserve_flags, always
  *    PROT_NONE unless asked to commit, whatever the commit mode, and may
  *    release part of a reservation (vam__va_release_part). */
@@ -262,8 +263,7 @@ bool vam__va_decommit(void *addr, size_t size, bool *zeroed) {
 
 bool vam__va_lazy_free(void) { return vam__options.purge == VAM_PURGE_FREE; }
 
-/* The purge state purge.c's policy sets and the floors under it read (they
- * note what they free, purge.c decides when): see internal.h. */
+/* The purge state purge.c sets and the floors under it read: internal.h. */
 vam_atomic(bool) vam__purge_due;
 vam_atomic(uint64_t) vam__purge_clock_ms;
 vam_atomic(uint64_t) vam__purge_backoff_until_ms;
