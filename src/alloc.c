@@ -160,10 +160,13 @@ VAM_API void *vam_calloc(size_t count, size_t size) {
  * another thread cannot read the owner's list and trusts the test. */
 static bool small_is_double_free(vam_page_t *pg, const vam_block_t *b) {
   vam_heap_t *owner = pg->heap;
-  if (owner == vam__tls_heap) return vam__page_holds_free(pg, b);
+  /* On a page whose corrupt list was cut, a block that looks free but is
+   * on no list is an abandoned one: freeing it again is a double free too
+   * (accepting it would push it back and count `used` below zero). */
+  if (owner == vam__tls_heap) return pg->lost || vam__page_holds_free(pg, b);
   if (owner->is_user) {
     pthread_mutex_lock(&owner->lock);
-    bool held = vam__page_holds_free(pg, b);
+    bool held = pg->lost || vam__page_holds_free(pg, b);
     pthread_mutex_unlock(&owner->lock);
     return held;
   }

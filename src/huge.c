@@ -422,6 +422,17 @@ static bool front_unguard(vam_huge_t *h) {
   return true;
 }
 
+/* A pooled range keeps the heads of the blocks freed in it marked
+ * (HUGE_FREED, so a second free of one is named a double free).  Memory
+ * taken from the pool for a live block loses those marks first, or an
+ * address inside the new block would read as "double free" (free) or
+ * "invalid pointer" (realloc, usable_size) instead of "interior free". */
+static void forget_freed_heads(uint8_t *from, uint8_t *to) {
+  uintptr_t c = vam_align_up((uintptr_t)from, VAM_CHUNK_SIZE);
+  for (; c < (uintptr_t)to; c += VAM_CHUNK_SIZE)
+    if (vam__chunkmap_kind(c) == VAM_MAP_HUGE_FREED) vam__chunkmap_set(c, VAM_MAP_NONE);
+}
+
 void *vam__huge_alloc(size_t size, size_t align, bool zero, bool *no_memory) {
   size_t page = vam__os_config.page_size;
   if (align < page) align = page;
@@ -451,6 +462,7 @@ void *vam__huge_alloc(size_t size, size_t align, bool zero, bool *no_memory) {
     }
   }
   uint8_t *user = base + header;
+  forget_freed_heads(base + VAM_CHUNK_SIZE, base + map_size);
   if (vam__chunkmap_set((uintptr_t)base, VAM_MAP_HUGE_HEAD) != 0 ||
       (vam__chunk_of(user) != (vam_chunk_t *)base &&
        vam__chunkmap_set((uintptr_t)user, VAM_MAP_HUGE_USER) != 0)) {
@@ -515,25 +527,33 @@ bool vam__huge_contains(const void *p) {
   return false;
 }
 
+/* A freed huge block whose guard could not be lifted: its range is leaked
+ * (never reused: it would fault), but the free happened, so it counts as
+ * one (huge_frees: free_calls stays exact) and a second free of it is
+ * still reported as a double free. */
+static void huge_free_leaked(vam_huge_t *h, size_t counted) {
+  vam__chunkmap_set((uintptr_t)h->map_base, VAM_MAP_HUGE_FREED);
+  if (vam__chunk_of(h->user) != (vam_chunk_t *)h->map_base) vam__chunkmap_set((uintptr_t)h->user, VAM_MAP_NONE);
+  h->magic = 0;
+  VAM_GAUGE(committed_bytes, -(int64_t)counted);
+  VAM_GAUGE(huge_bytes, -(int64_t)counted);
+  VAM_COUNT(huge_leaked);
+  VAM_COUNT(huge_frees);
+}
+
 void vam__huge_free(vam_huge_t *h) {
   uint8_t *base = h->map_base;
   size_t map_size = h->map_size, usable = h->usable;
   uint8_t *user = h->user;
   if (!front_unguard(h)) {
-    /* Leaked, but still reported as freed if freed again. */
-    vam__chunkmap_set((uintptr_t)base, VAM_MAP_HUGE_FREED);
-    if (vam__chunk_of(user) != (vam_chunk_t *)base) vam__chunkmap_set((uintptr_t)user, VAM_MAP_NONE);
-    h->magic = 0;
-    VAM_GAUGE(committed_bytes, -(int64_t)usable);
-    VAM_GAUGE(huge_bytes, -(int64_t)usable);
-    VAM_COUNT(huge_leaked);
+    huge_free_leaked(h, usable + (h->guarded ? vam__os_config.page_size : 0));
     return;
   }
   if (h->guarded) {
     /* The range goes back to the pool: lift the guard first, or leak the
      * range (never reuse memory that would fault). */
     if (vam__os_commit(user + usable, vam__os_config.page_size) != 0) {
-      VAM_COUNT(huge_leaked);
+      huge_free_leaked(h, usable + vam__os_config.page_size);
       return;
     }
     h->guarded = 0;
@@ -677,6 +697,7 @@ void *vam__huge_realloc(vam_huge_t *h, size_t size) {
         pool_put(end, more);
         return NULL;
       }
+      forget_freed_heads(end, end + more);
       h->map_size = new_map;
       h->usable = usable;
     } else if (alone || at_region_end(h)) {

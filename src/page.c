@@ -64,6 +64,7 @@ void vam__page_init_small(vam_page_t *pg, size_t bin, vam_heap_t *heap) {
   vam_racy_store(&pg->div_limit, 0);
   pg->used = 0;
   pg->key = key_new(heap);
+  pg->lost = 0;
   pg->free = vam__page_end(pg);
   pg->heap = heap;
   vam_racy_store(&pg->local_owner, heap);
@@ -128,12 +129,14 @@ uint32_t vam__page_collect_remote(vam_page_t *pg) {
   uint32_t n = 0;
   if (b == NULL) return 0;
   if (!vam__page_block_ok(pg, b)) {
+    pg->lost = 1;
     vam__misuse(VAM_MISUSE_FREELIST_CORRUPT, b, "free");
     return 0;
   }
   while (b != end) {
     vam_block_t *next = link_next(pg, b);
     if (next == NULL || n >= pg->used) {
+      pg->lost = 1;
       vam__misuse(VAM_MISUSE_FREELIST_CORRUPT, b, "free");
       break;
     }
@@ -188,6 +191,7 @@ bool vam__page_holds_free(const vam_page_t *pg, const vam_block_t *b) {
  * (leaked) and the head, a checked block, is handed out. */
 void *vam__page_pop_corrupt(vam_page_t *pg) {
   vam_block_t *b = pg->free;
+  pg->lost = 1;
   vam__misuse(VAM_MISUSE_FREELIST_CORRUPT, b, "malloc");
   b->link = (uintptr_t)vam__page_end(pg) ^ (uintptr_t)b ^ pg->key;
   return vam__page_try_pop(pg);

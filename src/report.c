@@ -46,7 +46,10 @@ static void compute_totals(totals_t *t) {
   uint64_t large = vam_load_relaxed(&vam__stats.large_allocs);
   uint64_t huge = vam_load_relaxed(&vam__stats.huge_allocs);
   t->malloc_calls = small + large + huge;
-  t->free_calls = owner_frees + t->remote_frees +
+  /* Blocks dropped with a destroyed first-class heap count as freed, as
+   * its large spans and huge mappings do (large_frees, huge_frees): then
+   * malloc_calls - free_calls is the number of blocks live. */
+  t->free_calls = owner_frees + sum.discarded + t->remote_frees +
                   vam_load_relaxed(&vam__stats.large_frees) +
                   vam_load_relaxed(&vam__stats.huge_frees);
   vam__health_get(NULL, &t->degrade_events);

@@ -111,6 +111,9 @@ typedef struct __attribute__((aligned(128))) vam_page {
   uint8_t in_full;               /* on its heap's full list */
   uint8_t zeroed;                /* large: span known to read as zeroes */
   uint8_t guarded;               /* its last OS page is PROT_NONE (secure) */
+  uint8_t lost;                  /* small: a corrupt free list was cut here
+                                    (page.c); its abandoned blocks still look
+                                    free but are on no list */
   uint32_t capacity;             /* blocks carved so far (lazily) */
   struct vam_page *next, *prev;  /* bin queue or full list */
   vam_atomic(struct vam_page *) remote_next; /* heap remote stack link */

@@ -21,7 +21,7 @@ static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
 static vam_heap_t *user_heaps;
 
 static vam_cold void *refuse(int err) {
-  VAM_COUNT(enomem_returns);
+  if (err == ENOMEM) VAM_COUNT(enomem_returns); /* EINVAL is not an ENOMEM return */
   errno = err;
   return NULL;
 }
