@@ -358,7 +358,12 @@ static void setup_uheap(void) {
   vam_heap_options o = {.struct_size = sizeof o, .name = "held"};
   uheap = vam_heap_new(&o);
 }
-static pthread_mutex_t *uheap_lock(void) { return &uheap->lock; }
+/* (before setup_uheap, in main's check: any non-NULL stand-in; UBSan
+ * rightly rejects &uheap->lock of a NULL uheap) */
+static pthread_mutex_t *uheap_lock(void) {
+  static pthread_mutex_t not_yet;
+  return uheap ? &uheap->lock : &not_yet;
+}
 static void path_uheap(void) { vam_free(vam_heap_malloc(uheap, 48 << 20)); }
 
 /* statistics: the holder parks in the chunk path; a report then parks
