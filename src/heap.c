@@ -32,6 +32,7 @@ enum { TLS_FRESH = 0, TLS_ACTIVE = 1, TLS_DONE = 2 };
 static __thread uint8_t tls_state;
 
 static pthread_key_t heap_key;
+static bool key_ready; /* heap_key was created (vam__heap_init) */
 vam_atomic(uint64_t) vam__heapless_calls[VAM_CALL_KINDS];
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -400,7 +401,7 @@ void vam__heap_thread_init(void) {
   tls_state = TLS_ACTIVE;
   vam__tls_heap = heap;
   /* May allocate (glibc's second-level key array): the heap is in place. */
-  if (vam__init_key_ready()) pthread_setspecific(heap_key, heap);
+  if (key_ready) pthread_setspecific(heap_key, heap);
 }
 
 vam_heap_t *vam__heap_for_slow_path(bool *locked) {
@@ -488,7 +489,9 @@ void vam__heap_sum_counters(vam_heap_counters_t *sum) {
 }
 
 int vam__heap_init(void) {
-  return pthread_key_create(&heap_key, heap_thread_exit);
+  int err = pthread_key_create(&heap_key, heap_thread_exit);
+  key_ready = err == 0;
+  return err;
 }
 
 /* fork: hold every lock across fork() so the child never inherits one held

@@ -15,7 +15,6 @@
 vam_atomic(int) vam__init_state;
 static __thread bool tls_in_init;
 static bool env_was_missing;
-static bool key_ready;
 
 /* Every lock of the allocator, in the one order any path nests them (a
  * path may skip locks, never take an earlier one under a later one);
@@ -103,7 +102,7 @@ void vam__init_slow(void) {
     vam__sizeclass_init();
     vam__page_keys_init();
     vam__va_init();
-    key_ready = vam__heap_init() == 0;
+    vam__heap_init(); /* without a key, heaps are not handed back at thread exit */
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     vam_store_release(&vam__init_state, 2);
     tls_in_init = false;
@@ -113,8 +112,6 @@ void vam__init_slow(void) {
   if (tls_in_init) return; /* recursion from our own init */
   while (vam_load_acquire(&vam__init_state) != 2) vam__os_sleep_us(100);
 }
-
-bool vam__init_key_ready(void) { return key_ready; }
 
 __attribute__((constructor)) static void vam_constructor(void) {
   vam__ensure_init();

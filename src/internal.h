@@ -524,7 +524,6 @@ int vam__host_mincore(void *addr, size_t len, unsigned char *vec);
 /* ---- init.c --------------------------------------------------------------- */
 extern vam_atomic(int) vam__init_state; /* 0 none, 1 running, 2 done */
 void vam__init_slow(void);
-bool vam__init_key_ready(void);
 static inline void vam__ensure_init(void) {
   if (vam_unlikely(vam_load_acquire(&vam__init_state) != 2)) vam__init_slow();
 }

@@ -104,9 +104,16 @@ static void test_thread_exit(void **state)
                   CYCLES, t1 - t0, t_warm - t0, warm_rss / KiB, end_rss / KiB);
     assert_int_equal(atomic_load(&worker_errors), 0);
     assert_true(warm_rss > 0);
+#if defined(__SANITIZE_THREAD__)
+    /* Under ThreadSanitizer (the tsan suite) the RSS is mostly TSan's own
+     * shadow and thread records, which grow with every thread; the suite
+     * runs this for the races.  The api suite checks the bound. */
+    (void)end_rss;
+#else
     if (end_rss > warm_rss + 2 * MiB)
         fail_msg("RSS grows with thread exits: %zu KiB after warm-up, %zu KiB at the end",
                  warm_rss / KiB, end_rss / KiB);
+#endif
 }
 
 /* ---- blocks freed after their thread exited --------------------------- */

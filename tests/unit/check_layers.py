@@ -54,8 +54,6 @@ KNOWN_UPWARD = {
     ("alloc.c", "userheap.c", "vam__userheap_forget_huge"): "free of a user heap's huge block updates its list",
     ("alloc.c", "userheap.c", "vam_heap_of"): "vam_realloc asks whether the block is a user heap's",
     ("alloc.c", "userheap.c", "vam_heap_realloc"): "vam_realloc hands a user heap's block to its heap",
-    # heap.c asks init.c for a value heap.c created (#14: key_ready)
-    ("heap.c", "init.c", "vam__init_key_ready"): "whether heap.c's own pthread key was created",
 }
 
 IDENT = re.compile(r"[A-Za-z_]\w*")
