@@ -32,7 +32,11 @@
  * is retried on every huge free.  Nothing is forgotten (why.md item 4). */
 #include "internal.h"
 
-#define REGIONS_MAX 1024
+/* Regions are tracked in a table that grows (metadata, doubled under no
+ * lock) up to what a range's 16-bit region index can name. */
+#define REGIONS_INITIAL 64
+#define REGIONS_LIMIT 65535
+#define REGION_NONE ((size_t)-1)
 #define RANGES_MAX 8192 /* free ranges: at most 2 per live object + 1 per region */
 #define REGION_MIN ((size_t)32 << 20)
 pthread_mutex_t vam__huge_cache_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -55,7 +59,9 @@ typedef struct range {
   bool zero;    /* clean and reads as zeroes */
 } range_t;
 
-static region_t regions[REGIONS_MAX];
+static region_t regions_initial[REGIONS_INITIAL];
+static region_t *regions = regions_initial;
+static size_t region_cap = REGIONS_INITIAL;
 static size_t region_count;
 static range_t ranges[RANGES_MAX];
 static size_t range_count;     /* written under pool_lock; peeked without */
@@ -150,6 +156,37 @@ static void region_drop(size_t reg) {
     if (ranges[i].region == region_count) ranges[i].region = (uint16_t)reg;
 }
 
+/* Room for one more region in the table: grown (to twice, as metadata)
+ * under no lock, since that may be a kernel call; the swap is under the
+ * pool lock, which every reader of the table holds.  false: out of
+ * metadata, or at REGIONS_LIMIT. */
+static bool region_room(void) {
+  pthread_mutex_lock(&pool_lock);
+  size_t cap = region_cap;
+  bool room = region_count < cap;
+  pthread_mutex_unlock(&pool_lock);
+  if (room) return true;
+  if (cap >= REGIONS_LIMIT) return false;
+  size_t ncap = cap * 2 < REGIONS_LIMIT ? cap * 2 : REGIONS_LIMIT;
+  region_t *table = vam__meta_alloc(ncap * sizeof *table), *old = NULL;
+  if (table == NULL) return false;
+  size_t old_cap = 0;
+  pthread_mutex_lock(&pool_lock);
+  if (region_cap < ncap) {
+    memcpy(table, regions, region_count * sizeof *table);
+    old = regions;
+    old_cap = region_cap;
+    regions = table;
+    region_cap = ncap;
+    table = NULL;
+  }
+  room = region_count < region_cap;
+  pthread_mutex_unlock(&pool_lock);
+  if (table) vam__meta_free(table, ncap * sizeof *table); /* another thread grew it */
+  if (old && old != regions_initial) vam__meta_free(old, old_cap * sizeof *old);
+  return room;
+}
+
 /* Unmap wholly free regions: every one (all), or the oldest while the free
  * total is above the pool bound, plus any the kernel refused before.
  * Takes and drops the lock around each munmap. */
@@ -179,10 +216,17 @@ static void regions_release(bool all) {
       if (vam__chunkmap_kind((uintptr_t)c) == VAM_MAP_HUGE_FREED) vam__chunkmap_set((uintptr_t)c, VAM_MAP_NONE);
     pthread_mutex_unlock(&pool_lock);
     if (vam__va_release(g.base, g.size) == 0) continue;
-    /* Refused: back in the books, decommitted, retried later. */
+    /* Refused: back in the books, decommitted, retried later (with no
+     * slot to track it, at REGIONS_LIMIT, it stays mapped and unknown). */
     bool zeroed = false;
     bool clean = vam__va_decommit(g.base, g.size, &zeroed);
+    bool room = region_room();
     pthread_mutex_lock(&pool_lock);
+    if (!room || region_count == region_cap) {
+      pthread_mutex_unlock(&pool_lock);
+      VAM_COUNT(huge_leaked);
+      return;
+    }
     bool first_refusal = !g.must_release;
     g.must_release = true;
     regions[region_count] = g;
@@ -283,7 +327,7 @@ static size_t region_size(size_t need) {
  * takes its start and the rest goes into the pool. */
 static uint8_t *region_new(size_t map_size, size_t align, bool exact) {
   pthread_mutex_lock(&pool_lock);
-  bool room = !exact && region_count < REGIONS_MAX && range_count < RANGES_MAX;
+  bool room = !exact && range_count < RANGES_MAX;
   /* A tight budget, or a pool too small to hold a region (LARGE_POOL_MAX
    * under 32 MiB: no pooling), gets a region of exactly the object. */
   bool pooled = room && !tight_budget() && pool_max() >= REGION_MIN;
@@ -297,11 +341,14 @@ static uint8_t *region_new(size_t map_size, size_t align, bool exact) {
     return NULL;
   }
   pthread_mutex_lock(&pool_lock);
-  if (region_count == REGIONS_MAX) {
-    /* No slot to track it: give the reservation back and fail. */
+  while (region_count == region_cap) {
     pthread_mutex_unlock(&pool_lock);
-    vam__va_release(base, size);
-    return NULL;
+    if (!region_room()) {
+      /* No slot to track it: give the reservation back and fail. */
+      vam__va_release(base, size);
+      return NULL;
+    }
+    pthread_mutex_lock(&pool_lock);
   }
   regions[region_count] = (region_t){base, size, false};
   uint16_t reg = (uint16_t)region_count++;
@@ -322,7 +369,7 @@ static uint8_t *region_new(size_t map_size, size_t align, bool exact) {
 static size_t region_of(const uint8_t *addr) {
   for (size_t i = 0; i < region_count; i++)
     if (addr >= regions[i].base && addr < regions[i].base + regions[i].size) return i;
-  return REGIONS_MAX;
+  return REGION_NONE;
 }
 
 /* Decommit free ranges idle for delay_ms (all with force). */
@@ -381,7 +428,7 @@ static void pool_trim_dirty(void) {
 static void pool_put(uint8_t *base, size_t size) {
   pthread_mutex_lock(&pool_lock);
   size_t reg = region_of(base);
-  bool kept = reg != REGIONS_MAX &&
+  bool kept = reg != REGION_NONE &&
               range_insert((range_t){base, size, vam__os_now_ms(), (uint16_t)reg, true, false});
   pthread_mutex_unlock(&pool_lock);
   if (!kept) {
@@ -580,7 +627,7 @@ void vam__huge_free(vam_huge_t *h) {
  * next growth can use mremap.  NULL: out of memory, h unchanged. */
 static bool alone_in_region(const vam_huge_t *h, size_t *reg) {
   *reg = region_of(h->map_base);
-  return *reg != REGIONS_MAX && regions[*reg].base == h->map_base && regions[*reg].size == h->map_size;
+  return *reg != REGION_NONE && regions[*reg].base == h->map_base && regions[*reg].size == h->map_size;
 }
 
 static void *huge_remap(vam_huge_t *h, size_t new_map, size_t usable) {
@@ -618,7 +665,7 @@ static void *huge_remap(vam_huge_t *h, size_t new_map, size_t usable) {
   }
   pthread_mutex_lock(&pool_lock);
   size_t reg = region_of(old_base);
-  if (reg != REGIONS_MAX) regions[reg] = (region_t){new_base, new_map, regions[reg].must_release};
+  if (reg != REGION_NONE) regions[reg] = (region_t){new_base, new_map, regions[reg].must_release};
   pthread_mutex_unlock(&pool_lock);
   h->map_base = new_base;
   h->map_size = new_map;
@@ -631,7 +678,7 @@ static void *huge_remap(vam_huge_t *h, size_t new_map, size_t usable) {
 static bool at_region_end(const vam_huge_t *h) {
   pthread_mutex_lock(&pool_lock);
   size_t reg = region_of(h->map_base);
-  bool at_end = reg != REGIONS_MAX && regions[reg].base + regions[reg].size == h->map_base + h->map_size;
+  bool at_end = reg != REGION_NONE && regions[reg].base + regions[reg].size == h->map_base + h->map_size;
   pthread_mutex_unlock(&pool_lock);
   return at_end;
 }
@@ -643,7 +690,7 @@ static void *huge_grow_in_place(vam_huge_t *h, size_t new_map, size_t usable) {
   if (vam__va_remap(h->map_base + page, h->map_size - page, new_map - page, NULL, &out) != 0) return NULL;
   pthread_mutex_lock(&pool_lock);
   size_t reg = region_of(h->map_base);
-  if (reg != REGIONS_MAX) regions[reg].size += more;
+  if (reg != REGION_NONE) regions[reg].size += more;
   pthread_mutex_unlock(&pool_lock);
   h->map_size = new_map;
   h->usable = usable;

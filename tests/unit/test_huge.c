@@ -124,9 +124,31 @@ static void test_failed_move_keeps_object(void **state) {
   vam__options.large_pool_max = 0;
 }
 
+/* One object per region (no pool): more live huge blocks than the first
+ * table of regions holds, and than the fixed table of 1,024 there used to
+ * be; every one is served and freed. */
+#define MANY_HUGE 1100
+static void test_regions_past_fixed_table(void **state) {
+  (void)state;
+  static void *v[MANY_HUGE];
+  vam__options.large_pool_max = 1 << 20;
+  size_t size = ((size_t)4 << 20) + 1;
+  for (int i = 0; i < MANY_HUGE; i++) {
+    v[i] = vam_malloc(size);
+    if (v[i] == NULL) fail_msg("huge block %d of %d: NULL", i + 1, MANY_HUGE);
+    ((char *)v[i])[size - 1] = (char)i;
+  }
+  for (int i = 0; i < MANY_HUGE; i++) {
+    assert_int_equal(((char *)v[i])[size - 1], (char)i);
+    vam_free(v[i]);
+  }
+  vam__options.large_pool_max = 0;
+}
+
 int main(void) {
   vam__ensure_init();
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_regions_past_fixed_table),
       cmocka_unit_test(test_move_forgets_old_head_first),
       cmocka_unit_test(test_failed_move_keeps_object),
   };
