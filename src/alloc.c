@@ -266,13 +266,13 @@ static void free_block(void *p) {
       vam__heap_free_slow_small(pg, p);
       return;
     }
-    if (pg->heap) vam__userheap_forget_large(pg);
+    if (pg->heap) vam__userheap_hooks.forget_large(pg);
     VAM_GAUGE(large_bytes, -(int64_t)pg->block_size);
     VAM_COUNT(large_frees);
     if (vam__heap_large_keep(vam__tls_heap, pg)) vam__purge_tick();
     else vam__span_free(pg);
   } else if (r.kind == VAM_MAP_HUGE_HEAD) {
-    if (r.huge->heap) vam__userheap_forget_huge(r.huge);
+    if (r.huge->heap) vam__userheap_hooks.forget_huge(r.huge);
     vam__huge_free(r.huge);
   } else if (VAM_SECURE_BUILD && r.kind == VAM_MAP_ZERO) {
     vam__zero_free(p);
@@ -410,6 +410,23 @@ VAM_API int vam_owns(const void *p) {
 
 /* ---- realloc ---------------------------------------------------------------- */
 
+vam_userheap_hooks_t vam__userheap_hooks; /* internal.h; set by userheap.c */
+
+/* The first-class heap a live block belongs to, or NULL (thread heaps,
+ * foreign pointers): a question about the pointer, so it lives here. */
+VAM_API vam_heap_t *vam_heap_of(const void *p) {
+  if (p == NULL) return NULL;
+  vam_ref_t at = vam__classify(p);
+  if (at.pg) {
+    vam_page_t *pg = at.pg;
+    if ((pg->kind == VAM_PAGE_SMALL || pg->kind == VAM_PAGE_LARGE) && pg->heap && pg->heap->is_user)
+      return pg->heap;
+    return NULL;
+  }
+  return at.huge ? at.huge->heap : NULL;
+}
+
+
 VAM_API void *vam_realloc(void *p, size_t size) {
   if (p == NULL) return vam_malloc(size);
   if (size > VAM_MAX_REQUEST) return fail_enomem();
@@ -429,7 +446,7 @@ VAM_API void *vam_realloc(void *p, size_t size) {
   if (size <= old && old <= VAM_SMALL_MAX && size >= old / 2) return p; /* small: keep */
   /* A first-class heap's block stays in its heap (and under its limit). */
   vam_heap_t *owner = vam_heap_of(p);
-  if (owner) return vam_heap_realloc(owner, p, size);
+  if (owner) return vam__userheap_hooks.realloc(owner, p, size);
   vam_ref_t at = VAM_SECURE_BUILD ? (vam_ref_t){VAM_MAP_NONE, NULL, NULL} /* guards do not move */
                                   : vam__classify(p);
   if (at.pg && size > VAM_SMALL_MAX && size <= VAM_LARGE_MAX) {

@@ -464,7 +464,17 @@ static inline void vam__count_call(unsigned kind) {
 void vam__heap_register(vam_heap_t *heap);
 void vam__heap_unregister(vam_heap_t *heap);
 
-/* ---- userheap.c: first-class heaps ---------------------------------------- */
+/* ---- userheap.c: first-class heaps ----------------------------------------
+ * The API floor (alloc.c) knows them only through these hooks, which
+ * userheap.c, a floor above, installs when the first heap is made (no
+ * block can belong to one before): free() of a heap's large or huge block
+ * unlinks it from its heap, realloc keeps a heap's block in its heap. */
+typedef struct vam_userheap_hooks {
+  void (*forget_large)(vam_page_t *pg);
+  void (*forget_huge)(vam_huge_t *hg);
+  void *(*realloc)(vam_heap_t *h, void *p, size_t size);
+} vam_userheap_hooks_t;
+extern vam_userheap_hooks_t vam__userheap_hooks;
 void vam__userheap_forget_large(vam_page_t *pg);
 void vam__userheap_forget_huge(vam_huge_t *hg);
 void vam__userheap_fork_prepare(void);

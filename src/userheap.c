@@ -46,6 +46,9 @@ VAM_API vam_heap_t *vam_heap_new(const vam_heap_options *opts) {
   pthread_mutex_init(&h->lock, NULL);
   h->byte_limit = o.byte_limit;
   for (size_t i = 0; o.name && o.name[i] && i + 1 < sizeof h->name; i++) h->name[i] = o.name[i];
+  /* Before this heap's first block exists (internal.h). */
+  vam__userheap_hooks = (vam_userheap_hooks_t){vam__userheap_forget_large, vam__userheap_forget_huge,
+                                               vam_heap_realloc};
   vam__heap_register(h);
   pthread_mutex_lock(&list_lock);
   h->user_next = user_heaps;
@@ -167,18 +170,6 @@ VAM_API void *vam_heap_realloc(vam_heap_t *h, void *p, size_t size) {
   memcpy(q, p, old < size ? old : size);
   vam_free(p);
   return q;
-}
-
-VAM_API vam_heap_t *vam_heap_of(const void *p) {
-  if (p == NULL) return NULL;
-  vam_ref_t at = vam__classify(p);
-  if (at.pg) {
-    vam_page_t *pg = at.pg;
-    if ((pg->kind == VAM_PAGE_SMALL || pg->kind == VAM_PAGE_LARGE) && pg->heap && pg->heap->is_user)
-      return pg->heap;
-    return NULL;
-  }
-  return at.huge ? at.huge->heap : NULL;
 }
 
 /* free() of a heap's large span or huge mapping: unlink it and count it off
