@@ -31,7 +31,9 @@ static bool env_was_missing;
  *   vam__map_lock         chunkmap.c; a new leaf is metadata (-> meta)
  *   vam__meta_lock        meta.c; a new region is a reservation (-> hint)
  *   vam__hint_lock        vabudget.c; VA-bits placement, the innermost
- * tests/unit/test_fork_locks.c parks a thread holding each one and forks.
+ * tests/unit/test_fork_locks.c parks a thread holding each one and forks;
+ * tests/unit/test_lock_order.c reads this table and checks that the code
+ * nests the locks in its order (keep one line per rank, names first).
  *
  * The malloc(0) lock is a weak reference: secure.c defines it only in the
  * secure build; where it is absent the slot is NULL and skipped. */
