@@ -25,7 +25,7 @@ static bool env_was_missing;
  *   shared_lock, pool_lock heap.c; the shared heap allocates (-> chunk...),
  *                         a heap short of memory drains the pool (-> pool)
  *   vam__chunk_lock       chunk.c; a new chunk is reserved (-> hint) and mapped (-> map)
- *   vam__huge_cache_lock  huge.c; kernel calls and map updates happen outside it
+ *   vam__huge_cache_lock  region.c; kernel calls and map updates happen outside it
  *   vam__zero_lock        secure.c, secure build: malloc(0)'s reservation
  *                         (-> budget, hint) and its map entry (-> map)
  *   vam__map_lock         chunkmap.c; a new leaf is metadata (-> meta)

@@ -481,6 +481,26 @@ void vam__userheap_fork_prepare(void);
 void vam__userheap_fork_parent(void);
 void vam__userheap_fork_child(void);
 
+/* ---- region.c: the region pool huge objects are carved from --------------- */
+/* A range of map_size aligned to align from the pool, or NULL (*zeroed:
+ * it reads as zeroes). */
+uint8_t *vam__region_take(size_t map_size, size_t align, bool *zeroed);
+/* A fresh region for an object of map_size (exact: of exactly that size;
+ * else the rest joins the pool), or NULL. */
+uint8_t *vam__region_new(size_t map_size, size_t align, bool exact);
+/* An object's range (or its freed tail) goes back to the pool. */
+void vam__region_put(uint8_t *base, size_t size);
+bool vam__region_alone(const uint8_t *base, size_t size);  /* the object is its whole region */
+bool vam__region_at_end(const uint8_t *base, size_t size); /* ... ends where its region ends */
+void vam__region_moved(const uint8_t *old_base, uint8_t *new_base, size_t new_size); /* mremap moved it */
+void vam__region_grew(const uint8_t *base, size_t more);   /* mremap grew it in place */
+/* Take `more` bytes of the free range right after the object, if it has
+ * that many in the same region. */
+bool vam__region_take_next(const uint8_t *base, size_t size, size_t more);
+uint64_t vam__huge_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t max_runs);
+void vam__huge_release_cache(void);
+extern pthread_mutex_t vam__huge_cache_lock;
+
 /* ---- huge.c: objects with their own mapping ------------------------------- */
 /* NULL: a size no mapping holds, or out of memory (*no_memory set when no
  * region could be mapped: alloc.c releases unused memory and retries). */
@@ -489,9 +509,6 @@ void vam__huge_free(vam_huge_t *h);
 vam_huge_t *vam__huge_of(const void *p);
 bool vam__huge_contains(const void *p);
 void *vam__huge_realloc(vam_huge_t *h, size_t size);
-uint64_t vam__huge_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t max_runs);
-void vam__huge_release_cache(void);
-extern pthread_mutex_t vam__huge_cache_lock;
 
 /* ---- pages.c: the page API ------------------------------------------------- */
 extern pthread_mutex_t vam__pages_lock;
