@@ -5,9 +5,13 @@
  * free, ...) when libvamalloc.so is preloaded.  The static library exports
  * only the vam_ names, so a runtime can link it beside libc malloc.
  *
- * Errors: every allocation failure returns NULL with errno = ENOMEM
- * (including size overflow and sizes above PTRDIFF_MAX).  posix_memalign
- * returns EINVAL or ENOMEM and leaves *memptr untouched.
+ * Errors: an allocation that cannot be served returns NULL with errno =
+ * ENOMEM (including size overflow and sizes above PTRDIFF_MAX).  An
+ * alignment that is not a power of two gives NULL with EINVAL
+ * (aligned_alloc, memalign); posix_memalign returns EINVAL or ENOMEM and
+ * leaves *memptr untouched.  realloc of a pointer that is no live block
+ * (a reported misuse, when VAMALLOC_ON_CORRUPTION lets the program go on)
+ * returns NULL with EINVAL and touches nothing.
  */
 #ifndef VAMALLOC_H
 #define VAMALLOC_H
@@ -45,8 +49,9 @@ VAM_API VAM_MALLOC_ATTR void *vam_valloc(size_t size);
 VAM_API VAM_MALLOC_ATTR void *vam_pvalloc(size_t size);
 /* Bytes that may be written at ptr; 0 for NULL and for foreign pointers. */
 VAM_API size_t vam_usable_size(const void *ptr);
-/* C23 sized deallocation.  The size (and alignment) are hints checked
- * only in the slow path; a wrong size never corrupts the heap. */
+/* C23 sized deallocation.  The size (and alignment) are not used: the
+ * block's size comes from its metadata, as for free, so a wrong size
+ * never corrupts the heap (and is not reported). */
 VAM_API void vam_free_sized(void *ptr, size_t size);
 VAM_API void vam_free_aligned_sized(void *ptr, size_t alignment, size_t size);
 

@@ -4,8 +4,11 @@
  * first-fit scan of each chunk's 128-bit used map (chunks with too few free
  * units are skipped on a counter, and per-length hints skip the chunks
  * known to have no run that long).  Span allocation happens once per slab or
- * large object, never on a fast path, so one lock is affordable; the lock
- * is never held across a kernel call that can sleep in the retry loop.
+ * large object, never on a fast path, so one lock is affordable.  The lock
+ * is held across the kernel calls that make a new chunk (chunk_new: the
+ * arena's reservation, in strict mode the chunk's commit, an mprotect that
+ * can sleep in the retry loop, and its front guard) and, in strict mode,
+ * recommit an empty one; purges and releases drop it first.
  *
  * A chunk whose units are all free is kept for reuse; once it has been idle
  * for the purge delay its pages go back (one madvise for the whole body,
