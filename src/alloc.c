@@ -43,7 +43,7 @@ static void *alloc_large(vam_heap_t *cache, size_t size, size_t align, bool zero
   size_t units = (span_bytes + VAM_UNIT_SIZE - 1) >> VAM_UNIT_SHIFT;
   size_t align_units = align > VAM_UNIT_SIZE ? align >> VAM_UNIT_SHIFT : 1;
   bool zeroed = false;
-  vam_page_t *pg = NULL;
+  vam_span_t *pg = NULL;
   if (cache && align_units == 1) {
     /* A program served from its cache alone must still purge (no floor
      * below notes anything on this path); ticking first also moves the
@@ -55,7 +55,7 @@ static void *alloc_large(vam_heap_t *cache, size_t size, size_t align, bool zero
   if (pg == NULL) WITH_RELEASE_RETRY(pg, pg == NULL, vam__span_alloc(units, align_units, &zeroed));
   if (pg == NULL) return NULL;
   if (VAM_SECURE_BUILD && !pg->guarded) vam__span_guard(pg);
-  pg->kind = VAM_PAGE_LARGE;
+  pg->kind = VAM_SPAN_LARGE;
   pg->block_size = (uint32_t)((size_t)pg->units * VAM_UNIT_SIZE);
   pg->used = 1;
   pg->zeroed = zeroed;
@@ -80,9 +80,9 @@ static void *alloc_block(vam_heap_t *uheap, size_t size, size_t align, bool zero
     size_t bin = vam__bin_of(small_size);
     bool locked = false;
     vam_heap_t *heap = uheap ? uheap : vam__heap_for_slow_path(&locked);
-    vam_page_t *pg = heap->direct[bin];
+    vam_span_t *pg = heap->direct[bin];
     bool oom = false;
-    if (vam__page_has_free(pg)) p = vam__page_pop(pg);
+    if (vam__slab_has_free(pg)) p = vam__slab_pop(pg);
     else WITH_RELEASE_RETRY(p, oom, vam__heap_malloc_small_slow(heap, bin, &oom));
     vam__heap_unlock_shared(locked);
     if (p && zero) memset(p, 0, vam__bin_size[bin] - VAM_CANARY_SIZE);
@@ -125,7 +125,7 @@ VAM_API void *vam_malloc(size_t size) {
    * (alloc_generic); the pop checks the block is still wiped (secure.c). */
   if (vam_likely(size - 1 < VAM_FAST_MAX - VAM_CANARY_SIZE)) {
     vam_heap_t *heap = vam__tls_heap;
-    void *p = vam__page_try_pop(heap->direct[heap->bin_of_small[size + VAM_CANARY_SIZE]]);
+    void *p = vam__slab_try_pop(heap->direct[heap->bin_of_small[size + VAM_CANARY_SIZE]]);
     if (vam_likely(p != NULL)) return p;
   }
   return alloc_generic(size, 0, false);
@@ -138,8 +138,8 @@ VAM_API void *vam_malloc(size_t size) {
   {
     /* No emptiness test: an empty list's head is a word reading 0, which
      * fails the link check like a corrupt link; alloc_generic tells the
-     * two apart (vam__page_has_free) and reports only corruption. */
-    void *p = vam__page_try_pop(heap->direct[bin]);
+     * two apart (vam__slab_has_free) and reports only corruption. */
+    void *p = vam__slab_try_pop(heap->direct[bin]);
     if (vam_likely(p != NULL)) return p;
   }
   return alloc_generic(size, 0, false);
@@ -158,15 +158,15 @@ VAM_API void *vam_calloc(size_t count, size_t size) {
  * data happens to match the page key (odds about 2^-42).  Its owner (or a
  * holder of a first-class heap's lock) confirms by walking the lists;
  * another thread cannot read the owner's list and trusts the test. */
-static bool small_is_double_free(vam_page_t *pg, const vam_block_t *b) {
+static bool small_is_double_free(vam_span_t *pg, const vam_block_t *b) {
   vam_heap_t *owner = pg->heap;
   /* On a page whose corrupt list was cut, a block that looks free but is
    * on no list is an abandoned one: freeing it again is a double free too
    * (accepting it would push it back and count `used` below zero). */
-  if (owner == vam__tls_heap) return pg->lost || vam__page_holds_free(pg, b);
+  if (owner == vam__tls_heap) return pg->lost || vam__slab_holds_free(pg, b);
   if (owner->is_user) {
     pthread_mutex_lock(&owner->lock);
-    bool held = pg->lost || vam__page_holds_free(pg, b);
+    bool held = pg->lost || vam__slab_holds_free(pg, b);
     pthread_mutex_unlock(&owner->lock);
     return held;
   }
@@ -178,7 +178,7 @@ static bool small_is_double_free(vam_page_t *pg, const vam_block_t *b) {
  * (then *kind is VAM_MAP_NONE).  op names the caller in the report. */
 typedef struct block_ref {
   unsigned kind;   /* VAM_MAP_CHUNK or VAM_MAP_HUGE_HEAD; NONE: misuse reported */
-  vam_page_t *pg;  /* CHUNK */
+  vam_span_t *pg;  /* CHUNK */
   vam_huge_t *huge;
 } block_ref_t;
 
@@ -189,9 +189,9 @@ static block_ref_t block_find(const void *p, const char *op, bool freeing) {
   unsigned misuse = VAM_MISUSE_INVALID_POINTER;
   if (kind == VAM_MAP_CHUNK) {
     vam_chunk_t *c = vam__chunk_of(p);
-    vam_page_t *pg = at.pg;
-    if (pg->kind == VAM_PAGE_SMALL) {
-      if (!vam__page_block_ok(pg, p)) {
+    vam_span_t *pg = at.pg;
+    if (pg->kind == VAM_SPAN_SMALL) {
+      if (!vam__slab_block_ok(pg, p)) {
         size_t off = (size_t)((const uint8_t *)p - pg->start);
         bool inside = (const uint8_t *)p >= pg->start && off < (size_t)vam_racy_load(&pg->capacity) * pg->block_size;
         misuse = inside ? VAM_MISUSE_INTERIOR_FREE : VAM_MISUSE_INVALID_POINTER;
@@ -203,14 +203,14 @@ static block_ref_t block_find(const void *p, const char *op, bool freeing) {
         r.pg = pg;
         return r;
       }
-    } else if (pg->kind == VAM_PAGE_LARGE) {
+    } else if (pg->kind == VAM_SPAN_LARGE) {
       if ((const uint8_t *)p == pg->start) {
         r.kind = kind;
         r.pg = pg;
         return r;
       }
       misuse = VAM_MISUSE_INTERIOR_FREE;
-    } else if (((uintptr_t)p & (VAM_UNIT_SIZE - 1)) == 0 && vam__unit_page_of(c, p) != c->pages) {
+    } else if (((uintptr_t)p & (VAM_UNIT_SIZE - 1)) == 0 && vam__unit_span_of(c, p) != c->spans) {
       /* A unit start in a span that is no longer live: a large block freed
        * before (its span went back, or to a thread cache). */
       misuse = VAM_MISUSE_DOUBLE_FREE;
@@ -244,8 +244,8 @@ static void free_block(void *p) {
   if (p == NULL) return;
   block_ref_t r = block_find(p, "free", true);
   if (r.kind == VAM_MAP_CHUNK) {
-    vam_page_t *pg = r.pg;
-    if (pg->kind == VAM_PAGE_SMALL) {
+    vam_span_t *pg = r.pg;
+    if (pg->kind == VAM_SPAN_SMALL) {
 #if VAM_SECURE_BUILD
       /* Canary checked, block wiped; then it waits in this thread's
        * quarantine and the one it displaces is freed for real.  Blocks of
@@ -255,7 +255,7 @@ static void free_block(void *p) {
       if (me != &vam__empty_heap && !pg->heap->is_user) {
         p = vam__quarantine_swap(me, p);
         if (p == NULL) return;
-        pg = vam__page_of(vam__chunk_of(p), p);
+        pg = vam__span_of(vam__chunk_of(p), p);
         if (!vam__secure_still_clean(pg, p)) {
           /* Written while it waited: a write after free. */
           vam__misuse(VAM_MISUSE_WRITE_AFTER_FREE, p, "free");
@@ -288,17 +288,17 @@ static vam_noinline void free_generic(void *p) {
 
 /* A slab of this thread emptied on free's fast path: heap.c keeps it or
  * gives it back, and the purge ticks when that parked or freed a span. */
-static vam_noinline void slab_emptied(vam_heap_t *heap, vam_page_t *pg) {
-  vam__heap_page_empty(heap, pg);
+static vam_noinline void slab_emptied(vam_heap_t *heap, vam_span_t *pg) {
+  vam__heap_slab_empty(heap, pg);
   vam__purge_tick_if_due();
 }
 
 /* A block of a slab this thread owns goes on the local list when it is on
  * a block boundary and does not look free; false: free_generic decides. */
-static vam_always_inline bool free_local(vam_heap_t *heap, vam_page_t *pg, vam_block_t *b) {
-  if (vam_unlikely(!vam__page_block_ok(pg, b) || vam__block_looks_free(pg, b))) return false;
-  vam__page_push(pg, b);
-  if (vam_unlikely(--pg->used == 0)) slab_emptied(heap, vam__page_of(vam__chunk_of(b), b));
+static vam_always_inline bool free_local(vam_heap_t *heap, vam_span_t *pg, vam_block_t *b) {
+  if (vam_unlikely(!vam__slab_block_ok(pg, b) || vam__block_looks_free(pg, b))) return false;
+  vam__slab_push(pg, b);
+  if (vam_unlikely(--pg->used == 0)) slab_emptied(heap, vam__span_of(vam__chunk_of(b), b));
   return true;
 }
 
@@ -307,7 +307,7 @@ static vam_always_inline bool free_local(vam_heap_t *heap, vam_page_t *pg, vam_b
  * pg live there the compiler would materialize it on the fast path too
  * (one instruction: the descriptors sit past the chunk's front guard). */
 static vam_noinline void free_tail(vam_heap_t *heap, void *p) {
-  vam_page_t *pg = vam__page_of(vam__chunk_of(p), p);
+  vam_span_t *pg = vam__span_of(vam__chunk_of(p), p);
   if (vam_likely(vam_racy_load(&pg->local_owner) == heap) && free_local(heap, pg, p)) return;
   free_generic(p);
 }
@@ -322,20 +322,20 @@ static vam_always_inline void free_secure(void *p) {
   uintptr_t c = (uintptr_t)p & ~(uintptr_t)VAM_CHUNK_MASK;
   if ((c == heap->hot_chunk || vam__chunkmap_kind_at(c >> VAM_CHUNK_SHIFT) == VAM_MAP_CHUNK) &&
       heap != &vam__empty_heap) {
-    vam_page_t *pg = vam__page_of((vam_chunk_t *)c, p);
+    vam_span_t *pg = vam__span_of((vam_chunk_t *)c, p);
     /* (a quarantined block looks free: its double free is free_generic's) */
-    if (pg->kind == VAM_PAGE_SMALL && !pg->heap->is_user && vam__page_block_ok(pg, p) &&
+    if (pg->kind == VAM_SPAN_SMALL && !pg->heap->is_user && vam__slab_block_ok(pg, p) &&
         !vam__block_looks_free(pg, p)) {
       if (!vam__secure_on_free(pg, p)) return; /* canary: reported, dropped */
       vam_block_t *d = vam__quarantine_swap(heap, p);
       if (d == NULL) return;
-      vam_page_t *pd = vam__page_of(vam__chunk_of(d), d);
+      vam_span_t *pd = vam__span_of(vam__chunk_of(d), d);
       if (vam_unlikely(!vam__secure_still_clean(pd, d))) {
         vam__misuse(VAM_MISUSE_WRITE_AFTER_FREE, d, "free");
         return; /* dropped, never reused */
       }
       if (vam_racy_load(&pd->local_owner) == heap) {
-        vam__page_push(pd, d);
+        vam__slab_push(pd, d);
         if (vam_unlikely(--pd->used == 0)) slab_emptied(heap, pd);
         return;
       }
@@ -359,12 +359,12 @@ VAM_API void vam_free(void *p) {
   /* The heap's hot chunk is known mapped (heap.c): no chunk-map lookup. */
   if (vam_likely(!VAM_SECURE_BUILD && (c == heap->hot_chunk ||
                                        vam__chunkmap_kind_at(c >> VAM_CHUNK_SHIFT) == VAM_MAP_CHUNK))) {
-    vam_page_t *pg = vam__unit_page_of((vam_chunk_t *)c, p);
+    vam_span_t *pg = vam__unit_span_of((vam_chunk_t *)c, p);
     /* Another thread's slab: its owner may be moving it to or from the
      * full list (local_owner NULL or its heap); neither equals ours. */
     if (vam_likely(vam_racy_load(&pg->local_owner) == heap)) {
       if (vam_likely(free_local(heap, pg, p))) return;
-    } else if (pg->kind == VAM_PAGE_TAIL) {
+    } else if (pg->kind == VAM_SPAN_TAIL) {
       free_tail(heap, p);
       return;
     }
@@ -389,7 +389,7 @@ VAM_API void vam_free_aligned_sized(void *p, size_t alignment, size_t size) {
 static size_t usable_size(const void *p, const char *op) {
   block_ref_t r = block_find(p, op, false);
   if (r.kind == VAM_MAP_CHUNK) {
-    if (r.pg->kind == VAM_PAGE_SMALL) return r.pg->block_size - VAM_CANARY_SIZE;
+    if (r.pg->kind == VAM_SPAN_SMALL) return r.pg->block_size - VAM_CANARY_SIZE;
     return r.pg->block_size - (r.pg->guarded ? vam__os_config.page_size : 0);
   }
   if (r.kind == VAM_MAP_HUGE_HEAD) return r.huge->usable;
@@ -405,7 +405,7 @@ VAM_API size_t vam_usable_size(const void *p) {
  * live huge object. */
 VAM_API int vam_owns(const void *p) {
   vam_ref_t at = vam__classify(p);
-  return at.pg ? at.pg->kind != VAM_PAGE_NONE : at.huge != NULL;
+  return at.pg ? at.pg->kind != VAM_SPAN_NONE : at.huge != NULL;
 }
 
 /* ---- realloc ---------------------------------------------------------------- */
@@ -418,8 +418,8 @@ VAM_API vam_heap_t *vam_heap_of(const void *p) {
   if (p == NULL) return NULL;
   vam_ref_t at = vam__classify(p);
   if (at.pg) {
-    vam_page_t *pg = at.pg;
-    if ((pg->kind == VAM_PAGE_SMALL || pg->kind == VAM_PAGE_LARGE) && pg->heap && pg->heap->is_user)
+    vam_span_t *pg = at.pg;
+    if ((pg->kind == VAM_SPAN_SMALL || pg->kind == VAM_SPAN_LARGE) && pg->heap && pg->heap->is_user)
       return pg->heap;
     return NULL;
   }
@@ -450,8 +450,8 @@ VAM_API void *vam_realloc(void *p, size_t size) {
   vam_ref_t at = VAM_SECURE_BUILD ? (vam_ref_t){VAM_MAP_NONE, NULL, NULL} /* guards do not move */
                                   : vam__classify(p);
   if (at.pg && size > VAM_SMALL_MAX && size <= VAM_LARGE_MAX) {
-    vam_page_t *pg = at.pg;
-    if (pg->kind == VAM_PAGE_LARGE) {
+    vam_span_t *pg = at.pg;
+    if (pg->kind == VAM_SPAN_LARGE) {
       /* Large: grow into free units after the span, or give the tail back. */
       size_t units = (size + VAM_UNIT_SIZE - 1) >> VAM_UNIT_SHIFT;
       size_t had = pg->block_size >> VAM_UNIT_SHIFT;

@@ -230,20 +230,20 @@ void vam__chunk_release_cached(void) {
 /* Mark units [start+from, start+to) as tails of the span at start. */
 static void set_tails(vam_chunk_t *c, size_t start, size_t from, size_t to) {
   for (size_t i = from; i < to; i++) {
-    vam_page_t *t = &c->pages[start + i];
+    vam_span_t *t = &c->spans[start + i];
     memset(t, 0, sizeof *t);
-    t->kind = VAM_PAGE_TAIL;
+    t->kind = VAM_SPAN_TAIL;
     t->head_offset = (uint16_t)i;
   }
 }
 
-static vam_page_t *carve(vam_chunk_t *c, size_t start, size_t n, bool *zeroed) {
+static vam_span_t *carve(vam_chunk_t *c, size_t start, size_t n, bool *zeroed) {
   bits_set(c->used_map, start, n);
   if (zeroed) *zeroed = !bits_any(c->dirty_map, start, n);
   bits_set(c->dirty_map, start, n);
   c->free_units -= (uint32_t)n;
   set_tails(c, start, 1, n);
-  vam_page_t *pg = &c->pages[start];
+  vam_span_t *pg = &c->spans[start];
   memset(pg, 0, sizeof *pg);
   pg->units = (uint16_t)n;
   pg->start = (uint8_t *)c + start * VAM_UNIT_SIZE;
@@ -268,7 +268,7 @@ static void chunk_decommit(vam_chunk_t *c) {
   }
 }
 
-static vam_page_t *span_alloc_locked(size_t units, size_t align_units, bool *zeroed) {
+static vam_span_t *span_alloc_locked(size_t units, size_t align_units, bool *zeroed) {
   /* Aligned spans scan from the head: a chunk may have the run but not
    * at an aligned start, and recording that would break the hint. */
   vam_chunk_t *c = align_units > 1 || fit_from[units] == NULL ? chunks
@@ -302,11 +302,11 @@ static vam_page_t *span_alloc_locked(size_t units, size_t align_units, bool *zer
   return start ? carve(c, start, units, zeroed) : NULL;
 }
 
-vam_page_t *vam__span_alloc(size_t units, size_t align_units, bool *zeroed) {
+vam_span_t *vam__span_alloc(size_t units, size_t align_units, bool *zeroed) {
   if (align_units == 0) align_units = 1;
   if (units == 0 || units >= VAM_UNITS || align_units >= VAM_UNITS) return NULL;
   pthread_mutex_lock(&vam__chunk_lock);
-  vam_page_t *pg = span_alloc_locked(units, align_units, zeroed);
+  vam_span_t *pg = span_alloc_locked(units, align_units, zeroed);
   pthread_mutex_unlock(&vam__chunk_lock);
   /* The purge ticks after serving (alloc.c): what this allocation reuses
    * is never given back a moment before it is needed. */
@@ -342,11 +342,11 @@ static void units_freed_locked(vam_chunk_t *c, size_t start, size_t n) {
   }
 }
 
-static uint8_t *guard_page(const vam_page_t *pg) {
+static uint8_t *guard_page(const vam_span_t *pg) {
   return pg->start + (size_t)pg->units * VAM_UNIT_SIZE - vam__os_config.page_size;
 }
 
-void vam__span_guard(vam_page_t *pg) {
+void vam__span_guard(vam_span_t *pg) {
   /* The split is counted: the map cap must see it (why.md item 7). */
   if (vam__os_noaccess(guard_page(pg), vam__os_config.page_size) == 0) {
     pg->guarded = 1;
@@ -356,7 +356,7 @@ void vam__span_guard(vam_page_t *pg) {
 
 /* false: the guard could not be lifted; the span must never be reused
  * (a later block there would fault), so it stays carved: a leak, counted. */
-bool vam__span_unguard(vam_page_t *pg) {
+bool vam__span_unguard(vam_span_t *pg) {
   if (!pg->guarded) return true;
   if (vam__os_commit(guard_page(pg), vam__os_config.page_size) != 0) {
     VAM_COUNT(fallback_allocs);
@@ -367,13 +367,13 @@ bool vam__span_unguard(vam_page_t *pg) {
   return true;
 }
 
-void vam__span_free(vam_page_t *pg) {
+void vam__span_free(vam_span_t *pg) {
   if (!vam__span_unguard(pg)) return;
   vam_chunk_t *c = vam__chunk_of(pg);
-  size_t start = (size_t)(pg - c->pages), n = pg->units;
+  size_t start = (size_t)(pg - c->spans), n = pg->units;
   uint64_t now = vam__os_now_ms();
   pthread_mutex_lock(&vam__chunk_lock);
-  for (size_t i = start; i < start + n; i++) memset(&c->pages[i], 0, sizeof c->pages[i]);
+  for (size_t i = start; i < start + n; i++) memset(&c->spans[i], 0, sizeof c->spans[i]);
   VAM_GAUGE(committed_bytes, -(int64_t)(n * VAM_UNIT_SIZE));
   c->free_since_ms = now; /* the chunk's free units decay from the last free */
   units_freed_locked(c, start, n);
@@ -388,12 +388,12 @@ void vam__chunk_sum_slabs(uint64_t *bin_mallocs, uint64_t *blocks_out) {
   pthread_mutex_lock(&vam__chunk_lock);
   for (vam_chunk_t *c = chunks; c; c = c->next) {
     for (size_t u = 1; u < VAM_UNITS;) {
-      const vam_page_t *pg = &c->pages[u];
-      if (pg->kind == VAM_PAGE_SMALL) {
+      const vam_span_t *pg = &c->spans[u];
+      if (pg->kind == VAM_SPAN_SMALL) {
         bin_mallocs[pg->bin] += pg->mallocs;
         *blocks_out += pg->used;
       }
-      u += (pg->kind == VAM_PAGE_SMALL || pg->kind == VAM_PAGE_LARGE) && pg->units ? pg->units : 1;
+      u += (pg->kind == VAM_SPAN_SMALL || pg->kind == VAM_SPAN_LARGE) && pg->units ? pg->units : 1;
     }
   }
   pthread_mutex_unlock(&vam__chunk_lock);
@@ -403,9 +403,9 @@ void vam__chunk_sum_slabs(uint64_t *bin_mallocs, uint64_t *blocks_out) {
  * go back at once (it is still ours, so nothing races the madvise), then
  * its units.  Going through the chunk's own delay would keep them
  * resident for a second delay. */
-void vam__span_free_idle(vam_page_t *pg) {
+void vam__span_free_idle(vam_span_t *pg) {
   vam_chunk_t *c = vam__chunk_of(pg);
-  size_t start = (size_t)(pg - c->pages), n = pg->units;
+  size_t start = (size_t)(pg - c->spans), n = pg->units;
   bool zeroed;
   if (vam__purge_ok_now() &&
       vam__va_purge((uint8_t *)c + start * VAM_UNIT_SIZE, n * VAM_UNIT_SIZE, &zeroed) == 0 &&
@@ -545,12 +545,12 @@ uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t
 }
 
 /* Large realloc that shrinks: give the tail units back to the chunk. */
-bool vam__span_shrink(vam_page_t *pg, size_t new_units) {
+bool vam__span_shrink(vam_span_t *pg, size_t new_units) {
   vam_chunk_t *c = vam__chunk_of(pg);
-  size_t start = (size_t)(pg - c->pages), n = pg->units;
+  size_t start = (size_t)(pg - c->spans), n = pg->units;
   if (new_units == 0 || new_units >= n) return false;
   pthread_mutex_lock(&vam__chunk_lock);
-  for (size_t i = start + new_units; i < start + n; i++) memset(&c->pages[i], 0, sizeof c->pages[i]);
+  for (size_t i = start + new_units; i < start + n; i++) memset(&c->spans[i], 0, sizeof c->spans[i]);
   pg->units = (uint16_t)new_units;
   VAM_GAUGE(committed_bytes, -(int64_t)((n - new_units) * VAM_UNIT_SIZE));
   c->free_since_ms = vam__os_now_ms();
@@ -559,9 +559,9 @@ bool vam__span_shrink(vam_page_t *pg, size_t new_units) {
   return true;
 }
 
-bool vam__span_try_grow(vam_page_t *pg, size_t new_units) {
+bool vam__span_try_grow(vam_span_t *pg, size_t new_units) {
   vam_chunk_t *c = vam__chunk_of(pg);
-  size_t start = (size_t)(pg - c->pages), n = pg->units;
+  size_t start = (size_t)(pg - c->spans), n = pg->units;
   if (new_units <= n) return true;
   if (start + new_units > VAM_UNITS) return false;
   bool ok = false;

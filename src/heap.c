@@ -22,10 +22,10 @@
 
 /* The page every unused bin points at: its list is one word reading 0 and
  * its key has high bits, so the malloc fast path's link check fails on it
- * like on any list end (internal.h, vam__page_try_pop). */
+ * like on any list end (internal.h, vam__slab_try_pop). */
 static uintptr_t empty_list_end; /* stays 0: only ever read */
-vam_page_t vam__empty_page = {.free = (vam_block_t *)&empty_list_end, .key = (uintptr_t)0x0100 << 48};
-vam_heap_t vam__empty_heap = {.direct = {[0 ... VAM_BINS - 1] = &vam__empty_page}, .hot_chunk = VAM_NO_CHUNK};
+vam_span_t vam__empty_slab = {.free = (vam_block_t *)&empty_list_end, .key = (uintptr_t)0x0100 << 48};
+vam_heap_t vam__empty_heap = {.direct = {[0 ... VAM_BINS - 1] = &vam__empty_slab}, .hot_chunk = VAM_NO_CHUNK};
 __thread vam_heap_t *vam__tls_heap = &vam__empty_heap;
 
 enum { TLS_FRESH = 0, TLS_ACTIVE = 1, TLS_DONE = 2 };
@@ -38,25 +38,25 @@ static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 static vam_heap_t *pool;
 static vam_heap_t *all_heaps;
-static vam_heap_t shared_heap = {.direct = {[0 ... VAM_BINS - 1] = &vam__empty_page}, .hot_chunk = VAM_NO_CHUNK,
+static vam_heap_t shared_heap = {.direct = {[0 ... VAM_BINS - 1] = &vam__empty_slab}, .hot_chunk = VAM_NO_CHUNK,
                                  .is_shared = true};
 
 /* ---- page queues ----------------------------------------------------------- */
-static void queue_push_front(vam_page_queue_t *q, vam_page_t *pg) {
+static void queue_push_front(vam_span_queue_t *q, vam_span_t *pg) {
   pg->prev = NULL;
   pg->next = q->head;
   if (q->head) q->head->prev = pg;
   else q->tail = pg;
   q->head = pg;
 }
-static void queue_push_back(vam_page_queue_t *q, vam_page_t *pg) {
+static void queue_push_back(vam_span_queue_t *q, vam_span_t *pg) {
   pg->next = NULL;
   pg->prev = q->tail;
   if (q->tail) q->tail->next = pg;
   else q->head = pg;
   q->tail = pg;
 }
-static void queue_remove(vam_page_queue_t *q, vam_page_t *pg) {
+static void queue_remove(vam_span_queue_t *q, vam_span_t *pg) {
   if (pg->prev) pg->prev->next = pg->next;
   else q->head = pg->next;
   if (pg->next) pg->next->prev = pg->prev;
@@ -64,35 +64,35 @@ static void queue_remove(vam_page_queue_t *q, vam_page_t *pg) {
   pg->next = pg->prev = NULL;
 }
 static void set_direct(vam_heap_t *heap, size_t bin) {
-  vam_page_t *head = heap->queues[bin].head;
-  heap->direct[bin] = head ? head : &vam__empty_page;
+  vam_span_t *head = heap->queues[bin].head;
+  heap->direct[bin] = head ? head : &vam__empty_slab;
 }
 
-static void page_to_full(vam_heap_t *heap, vam_page_t *pg) {
+static void page_to_full(vam_heap_t *heap, vam_span_t *pg) {
   queue_remove(&heap->queues[pg->bin], pg);
   queue_push_back(&heap->full, pg);
   pg->in_full = 1;
   vam_racy_store(&pg->local_owner, NULL); /* frees into a full page go to the slow path */
 }
 
-static void page_from_full(vam_heap_t *heap, vam_page_t *pg) {
+static void page_from_full(vam_heap_t *heap, vam_span_t *pg) {
   queue_remove(&heap->full, pg);
   pg->in_full = 0;
   vam_racy_store(&pg->local_owner, heap);
   queue_push_back(&heap->queues[pg->bin], pg);
-  if (heap->direct[pg->bin] == &vam__empty_page) set_direct(heap, pg->bin);
+  if (heap->direct[pg->bin] == &vam__empty_slab) set_direct(heap, pg->bin);
 }
 
 /* The page's malloc count joins its heap's before the page stops being a
  * slab of this heap (the stats walk only sees live slabs). */
-static inline void page_fold(vam_heap_t *heap, vam_page_t *pg) {
+static inline void page_fold(vam_heap_t *heap, vam_span_t *pg) {
   heap->counters.bin_mallocs[pg->bin] += pg->mallocs;
   pg->mallocs = 0;
 }
 
 /* A slab, off every list of its heap, goes back to its chunk (idle: it sat
  * unused for the purge delay, so its pages go back too). */
-static void slab_give_back(vam_heap_t *heap, vam_page_t *pg, bool idle) {
+static void slab_give_back(vam_heap_t *heap, vam_span_t *pg, bool idle) {
   page_fold(heap, pg); /* spares were folded when parked: a no-op for them */
   /* Its chunk may empty and be unmapped now: no longer hot (the next slab
    * taken makes one hot again). */
@@ -103,7 +103,7 @@ static void slab_give_back(vam_heap_t *heap, vam_page_t *pg, bool idle) {
   else vam__span_free(pg);
 }
 
-static void page_release(vam_heap_t *heap, vam_page_t *pg) {
+static void page_release(vam_heap_t *heap, vam_span_t *pg) {
   size_t bin = pg->bin;
   queue_remove(&heap->queues[bin], pg);
   set_direct(heap, bin);
@@ -121,7 +121,7 @@ static void page_release(vam_heap_t *heap, vam_page_t *pg) {
 /* A page whose blocks all came back.  Keep it while it heads its bin (the
  * next malloc of that size would only fetch another), else as a spare if
  * it is small and there is room, otherwise give the span back. */
-void vam__heap_page_empty(vam_heap_t *heap, vam_page_t *pg) {
+void vam__heap_slab_empty(vam_heap_t *heap, vam_span_t *pg) {
   if (pg->in_full) page_from_full(heap, pg);
   if (heap->direct[pg->bin] == pg) return;
   if (pg->units <= SPARE_UNITS && heap->spare_units + pg->units <= SPARE_BUDGET) {
@@ -129,7 +129,7 @@ void vam__heap_page_empty(vam_heap_t *heap, vam_page_t *pg) {
     queue_remove(&heap->queues[bin], pg);
     set_direct(heap, bin);
     vam_racy_store(&pg->local_owner, NULL); /* no block is out: nothing can be freed here, */
-    pg->kind = VAM_PAGE_NONE; /* and a stray free is reported, not pushed */
+    pg->kind = VAM_SPAN_NONE; /* and a stray free is reported, not pushed */
     page_fold(heap, pg);
     pg->next = heap->spare;
     heap->spare = pg;
@@ -142,9 +142,9 @@ void vam__heap_page_empty(vam_heap_t *heap, vam_page_t *pg) {
 }
 
 /* A spare slab of `units` units, unlinked; NULL when none fits. */
-static vam_page_t *spare_take(vam_heap_t *heap, size_t units) {
-  for (vam_page_t **pp = &heap->spare; *pp; pp = &(*pp)->next) {
-    vam_page_t *pg = *pp;
+static vam_span_t *spare_take(vam_heap_t *heap, size_t units) {
+  for (vam_span_t **pp = &heap->spare; *pp; pp = &(*pp)->next) {
+    vam_span_t *pg = *pp;
     if (pg->units != units) continue;
     *pp = pg->next;
     pg->next = NULL;
@@ -164,11 +164,11 @@ static void spare_release_all(vam_heap_t *heap, bool idle);
  * Released like the spares. */
 #define LARGE_CACHE_UNITS 64
 
-bool vam__heap_large_keep(vam_heap_t *heap, vam_page_t *pg) {
+bool vam__heap_large_keep(vam_heap_t *heap, vam_span_t *pg) {
   if (heap == &vam__empty_heap || heap->is_shared ||
       heap->large_cache_units + pg->units > LARGE_CACHE_UNITS)
     return false;
-  pg->kind = VAM_PAGE_NONE; /* not live: a second free is reported */
+  pg->kind = VAM_SPAN_NONE; /* not live: a second free is reported */
   pg->next = heap->large_cache;
   heap->large_cache = pg;
   heap->large_cache_units += pg->units;
@@ -176,9 +176,9 @@ bool vam__heap_large_keep(vam_heap_t *heap, vam_page_t *pg) {
   return true;
 }
 
-vam_page_t *vam__heap_large_take(vam_heap_t *heap, size_t units) {
-  for (vam_page_t **pp = &heap->large_cache; *pp; pp = &(*pp)->next) {
-    vam_page_t *pg = *pp;
+vam_span_t *vam__heap_large_take(vam_heap_t *heap, size_t units) {
+  for (vam_span_t **pp = &heap->large_cache; *pp; pp = &(*pp)->next) {
+    vam_span_t *pg = *pp;
     if (pg->units < units || pg->units * 4 > units * 5) continue;
     *pp = pg->next;
     pg->next = NULL;
@@ -192,7 +192,7 @@ vam_page_t *vam__heap_large_take(vam_heap_t *heap, size_t units) {
 /* idle: the spans sat unused for the purge delay (see vam__span_free_idle). */
 static void large_cache_release_all(vam_heap_t *heap, bool idle) {
   while (heap->large_cache) {
-    vam_page_t *pg = heap->large_cache;
+    vam_span_t *pg = heap->large_cache;
     heap->large_cache = pg->next;
     pg->next = NULL;
     heap->large_cache_units -= pg->units;
@@ -220,7 +220,7 @@ void vam__heap_age_caches(vam_heap_t *heap) {
 
 static void spare_release_all(vam_heap_t *heap, bool idle) {
   while (heap->spare) {
-    vam_page_t *pg = heap->spare;
+    vam_span_t *pg = heap->spare;
     heap->spare = pg->next;
     pg->next = NULL;
     heap->spare_units -= pg->units;
@@ -231,12 +231,12 @@ static void spare_release_all(vam_heap_t *heap, bool idle) {
 /* Take in the frees other threads made into this heap's pages. */
 static void drain_remote(vam_heap_t *heap) {
   if (vam_load_relaxed(&heap->remote_pages) == NULL) return;
-  vam_page_t *pg = vam_exchange_acq_rel(&heap->remote_pages, NULL);
+  vam_span_t *pg = vam_exchange_acq_rel(&heap->remote_pages, NULL);
   while (pg) {
-    vam_page_t *next = vam_load_relaxed(&pg->remote_next);
-    heap->counters.collected += vam__page_collect_remote(pg);
+    vam_span_t *next = vam_load_relaxed(&pg->remote_next);
+    heap->counters.collected += vam__slab_collect_remote(pg);
     if (pg->in_full) page_from_full(heap, pg);
-    if (pg->used == 0) vam__heap_page_empty(heap, pg);
+    if (pg->used == 0) vam__heap_slab_empty(heap, pg);
     pg = next;
   }
 }
@@ -244,17 +244,17 @@ static void drain_remote(vam_heap_t *heap) {
 void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin, bool *no_memory) {
   drain_remote(heap);
   vam__heap_age_caches(heap);
-  vam_page_queue_t *q = &heap->queues[bin];
-  vam_page_t *pg = q->head;
+  vam_span_queue_t *q = &heap->queues[bin];
+  vam_span_t *pg = q->head;
   while (pg) {
-    vam_page_t *next = pg->next;
-    if (vam__page_has_free(pg) || vam__page_extend(pg)) {
+    vam_span_t *next = pg->next;
+    if (vam__slab_has_free(pg) || vam__slab_extend(pg)) {
       if (pg != q->head) {
         queue_remove(q, pg);
         queue_push_front(q, pg);
       }
       heap->direct[bin] = pg;
-      return vam__page_pop(pg);
+      return vam__slab_pop(pg);
     }
     page_to_full(heap, pg);
     pg = next;
@@ -276,23 +276,23 @@ void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin, bool *no_memory)
       vam__span_guard(pg);
 #endif
   }
-  vam__page_init_small(pg, bin, heap);
+  vam__slab_init(pg, bin, heap);
   /* Mapped while this slab is ours: slab_give_back unsets it first. */
   heap->hot_chunk = (uintptr_t)vam__chunk_of(pg);
   queue_push_front(q, pg);
   heap->direct[bin] = pg;
-  vam__page_extend(pg);
-  return vam__page_pop(pg);
+  vam__slab_extend(pg);
+  return vam__slab_pop(pg);
 }
 
-void vam__heap_free_slow_small(vam_page_t *pg, vam_block_t *b) {
+void vam__heap_free_slow_small(vam_span_t *pg, vam_block_t *b) {
   vam_heap_t *heap = vam__tls_heap;
   if (pg->heap == heap) {
     /* Our own page, parked on the full list: it has room again. */
-    vam__page_push(pg, b);
+    vam__slab_push(pg, b);
     pg->used--;
     if (pg->in_full) page_from_full(heap, pg);
-    if (pg->used == 0) vam__heap_page_empty(heap, pg);
+    if (pg->used == 0) vam__heap_slab_empty(heap, pg);
     return;
   }
   vam__count_call(VAM_CALL_REMOTE_FREE);
@@ -304,7 +304,7 @@ void vam__heap_free_slow_small(vam_page_t *pg, vam_block_t *b) {
     vam_stat_add(&owner->live_blocks, (uint64_t)-1);
     vam_stat_add(&owner->user_frees, 1);
   }
-  vam__page_remote_free(pg, b);
+  vam__slab_remote_free(pg, b);
 }
 
 static void heap_reset_empty(vam_heap_t *heap);
@@ -322,7 +322,7 @@ void vam__heap_release_all(vam_heap_t *heap) {
     }
   }
   while (heap->full.head) {
-    vam_page_t *pg = heap->full.head;
+    vam_span_t *pg = heap->full.head;
     queue_remove(&heap->full, pg);
     heap->counters.discarded += pg->used;
     pg->in_full = 0;
@@ -333,7 +333,7 @@ void vam__heap_release_all(vam_heap_t *heap) {
 }
 
 static void heap_reset_empty(vam_heap_t *heap) {
-  for (size_t bin = 0; bin < VAM_BINS; bin++) heap->direct[bin] = &vam__empty_page;
+  for (size_t bin = 0; bin < VAM_BINS; bin++) heap->direct[bin] = &vam__empty_slab;
   heap->hot_chunk = VAM_NO_CHUNK;
 }
 
@@ -344,9 +344,9 @@ static void heap_trim(vam_heap_t *heap) {
   spare_release_all(heap, false);
   large_cache_release_all(heap, false);
   for (size_t bin = 1; bin < VAM_BINS; bin++) {
-    vam_page_t *pg = heap->queues[bin].head;
+    vam_span_t *pg = heap->queues[bin].head;
     while (pg) {
-      vam_page_t *next = pg->next;
+      vam_span_t *next = pg->next;
       if (pg->used == 0) page_release(heap, pg);
       pg = next;
     }

@@ -102,7 +102,7 @@ void vam__init_slow(void) {
     read_options(env);
     apply_options();
     vam__sizeclass_init();
-    vam__page_keys_init();
+    vam__slab_keys_init();
     vam__va_init();
     vam__heap_init(); /* without a key, heaps are not handed back at thread exit */
     pthread_atfork(fork_prepare, fork_parent, fork_child);

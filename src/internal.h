@@ -273,98 +273,98 @@ static inline vam_chunk_t *vam__chunk_of(const void *p) {
 }
 /* The descriptor of p's unit, as the fast path sees it (a TAIL for the
  * later units of a multi-unit span). */
-static inline vam_page_t *vam__unit_page_of(vam_chunk_t *c, const void *p) {
+static inline vam_span_t *vam__unit_span_of(vam_chunk_t *c, const void *p) {
   /* One address: base + offsetof + (unit << 7), as a shift and a mask of
    * p (128-byte descriptors), so free's fast path spends no instruction
    * on the front guard's offset. */
   uintptr_t unit_bytes = ((uintptr_t)p >> (VAM_UNIT_SHIFT - 7)) & ((uintptr_t)(VAM_UNITS - 1) << 7);
-  return &((vam_chunk_t *)((uintptr_t)c + unit_bytes))->pages[0];
+  return &((vam_chunk_t *)((uintptr_t)c + unit_bytes))->spans[0];
 }
 /* The descriptor of the span holding p. */
-static inline vam_page_t *vam__page_of(vam_chunk_t *c, const void *p) {
-  vam_page_t *pg = vam__unit_page_of(c, p);
-  return pg->kind == VAM_PAGE_TAIL ? pg - pg->head_offset : pg;
+static inline vam_span_t *vam__span_of(vam_chunk_t *c, const void *p) {
+  vam_span_t *pg = vam__unit_span_of(c, p);
+  return pg->kind == VAM_SPAN_TAIL ? pg - pg->head_offset : pg;
 }
 /* Take a span of `units` units whose start is aligned to align_units units.
  * Returns NULL (errno untouched) when memory is out: alloc.c releases what
  * is held unused and tries again, then sets ENOMEM. */
-vam_page_t *vam__span_alloc(size_t units, size_t align_units, bool *zeroed);
-void vam__span_free(vam_page_t *pg);
-void vam__span_free_idle(vam_page_t *pg);
-bool vam__span_try_grow(vam_page_t *pg, size_t new_units);
+vam_span_t *vam__span_alloc(size_t units, size_t align_units, bool *zeroed);
+void vam__span_free(vam_span_t *pg);
+void vam__span_free_idle(vam_span_t *pg);
+bool vam__span_try_grow(vam_span_t *pg, size_t new_units);
 void vam__chunk_release_cached(void);
 /* Give back free units idle for at least delay_ms (all, with force), one
  * madvise per contiguous run; returns bytes purged. */
 uint64_t vam__chunk_purge(uint64_t now_ms, uint64_t delay_ms, bool force, size_t max_runs);
-bool vam__span_shrink(vam_page_t *pg, size_t new_units);
+bool vam__span_shrink(vam_span_t *pg, size_t new_units);
 /* Secure build: make the span's last OS page PROT_NONE (pg->guarded on
  * success); span_free undoes it before the units go back. */
-void vam__span_guard(vam_page_t *pg);
-bool vam__span_unguard(vam_page_t *pg);
+void vam__span_guard(vam_span_t *pg);
+bool vam__span_unguard(vam_span_t *pg);
 /* For reports: adds every live slab's malloc count (by size class) and
  * sums the blocks still out. */
 void vam__chunk_sum_slabs(uint64_t *bin_mallocs, uint64_t *blocks_out);
 
-/* ---- page.c: slabs and their encoded free lists -------------------------- */
-void vam__page_keys_init(void);
-void vam__page_init_small(vam_page_t *pg, size_t bin, vam_heap_t *heap);
+/* ---- slab.c: slabs and their encoded free lists -------------------------- */
+void vam__slab_keys_init(void);
+void vam__slab_init(vam_span_t *pg, size_t bin, vam_heap_t *heap);
 /* The end of pg's lists: its chunk's list_end word (never a block; reads
  * as 0, which decodes out of the chunk with any key). */
-static inline vam_block_t *vam__page_end(const vam_page_t *pg) {
+static inline vam_block_t *vam__slab_end(const vam_span_t *pg) {
   return (vam_block_t *)&vam__chunk_of(pg)->list_end;
 }
-extern vam_page_t vam__empty_page;
-static inline bool vam__page_has_free(const vam_page_t *pg) {
-  return pg->free != vam__page_end(pg) && pg != &vam__empty_page;
+extern vam_span_t vam__empty_slab;
+static inline bool vam__slab_has_free(const vam_span_t *pg) {
+  return pg->free != vam__slab_end(pg) && pg != &vam__empty_slab;
 }
 /* p is the start of a carved block of pg.  With c = div_mul and
  * e = size * c mod 2^64 (1 <= e <= size), an offset j * size + r maps to
  * j * e + r * c: below capacity * e exactly when r = 0 and j < capacity,
  * and at least c > 2^46 otherwise; offsets below start wrap to nearly
- * 2^64 (the proof holds for |offset| < 2^32; test_page checks every
+ * 2^64 (the proof holds for |offset| < 2^32; test_slab checks every
  * class and offset).  One multiply and one compare. */
-static inline bool vam__page_block_ok(const vam_page_t *pg, const void *p) {
+static inline bool vam__slab_block_ok(const vam_span_t *pg, const void *p) {
   /* (a non-owner may read a limit the owner is raising: a block it was
    * handed is below the value it synchronized with) */
   return (uint64_t)((uintptr_t)p - (uintptr_t)pg->start) * pg->div_mul < vam_racy_load(&pg->div_limit);
 }
 /* A free block's link decodes into its own chunk; live data (zeroed by
  * pop, or written by the program) almost never does: the key's top bits
- * match no pointer, integer, NaN-box or ordinary double (page.c). */
-static inline bool vam__block_looks_free(const vam_page_t *pg, const vam_block_t *b) {
+ * match no pointer, integer, NaN-box or ordinary double (slab.c). */
+static inline bool vam__block_looks_free(const vam_span_t *pg, const vam_block_t *b) {
   return ((b->link ^ pg->key) & ~(uintptr_t)VAM_CHUNK_MASK) == 0;
 }
-static inline void vam__page_push(vam_page_t *pg, vam_block_t *b) {
+static inline void vam__slab_push(vam_span_t *pg, vam_block_t *b) {
   b->link = (uintptr_t)pg->free ^ (uintptr_t)b ^ pg->key;
   pg->free = b;
 }
-void *vam__page_pop_corrupt(vam_page_t *pg);
+void *vam__slab_pop_corrupt(vam_span_t *pg);
 /* ---- secure.c: the secure build's extras --------------------------------
  * The per-block steps are inline here (the fast paths use them); secure.c
  * has the rest and the design note. */
 #if VAM_SECURE_BUILD
-static inline uint64_t *vam__canary_at(const vam_page_t *pg, void *b) {
+static inline uint64_t *vam__canary_at(const vam_span_t *pg, void *b) {
   return (uint64_t *)((uint8_t *)b + pg->block_size - VAM_CANARY_SIZE);
 }
-static inline uint64_t vam__canary_of(const vam_page_t *pg, const void *b) {
+static inline uint64_t vam__canary_of(const vam_span_t *pg, const void *b) {
   return (uint64_t)pg->key ^ (uintptr_t)b ^ 0x5a5a5a5a5a5a5a5aull;
 }
 /* The bytes of a freed block that are wiped and checked: all of it up to
  * VAMALLOC_SECURE_WIPE_MAX, else its start (the tail keeps old data: the
  * cost of touching every byte twice is the block's size). */
-static inline size_t vam__secure_wipe_bytes(const vam_page_t *pg) {
+static inline size_t vam__secure_wipe_bytes(const vam_span_t *pg) {
   size_t n = pg->block_size, max = vam__options.secure_wipe_max & ~(uint64_t)15;
   return n < max ? n : max;
 }
 /* b leaves its free list: its canary goes in. */
-static inline void vam__secure_on_alloc(vam_page_t *pg, void *b) {
+static inline void vam__secure_on_alloc(vam_span_t *pg, void *b) {
   *vam__canary_at(pg, b) = vam__canary_of(pg, b);
 }
 /* b is being freed: false (reported) when its canary was overwritten and
  * the program continues; the block is then dropped, not reused.  On true
  * the block is wiped and marked quarantined. */
-bool vam__secure_canary_broken(vam_page_t *pg, void *b);
-static inline bool vam__secure_on_free(vam_page_t *pg, void *b) {
+bool vam__secure_canary_broken(vam_span_t *pg, void *b);
+static inline bool vam__secure_on_free(vam_span_t *pg, void *b) {
   if (vam_unlikely(*vam__canary_at(pg, b) != vam__canary_of(pg, b))) return vam__secure_canary_broken(pg, b);
   memset(b, 0, vam__secure_wipe_bytes(pg));
   ((vam_block_t *)b)->link = pg->key ^ VAM_QUARANTINED;
@@ -375,7 +375,7 @@ static inline bool vam__secure_on_free(vam_page_t *pg, void *b) {
  * thread that wiped it (its cache still holds the block), not at reuse,
  * perhaps on another core.  16-byte ORs with no early exit (block sizes are
  * multiples of 16 past the 8-byte class). */
-static inline bool vam__secure_still_clean(const vam_page_t *pg, const void *b) {
+static inline bool vam__secure_still_clean(const vam_span_t *pg, const void *b) {
   typedef uint64_t v2_t __attribute__((vector_size(16), aligned(8), may_alias));
   const uint64_t *w = (const uint64_t *)b;
   size_t words = vam__secure_wipe_bytes(pg) / 8;
@@ -404,7 +404,7 @@ bool vam__zero_live(const void *p);
  * (every malloc path ends here); the link is wiped so that the block does
  * not look free while it is live.  NULL: the list is empty (its head is
  * the list_end word, reading 0) or the link is corrupt. */
-static inline void *vam__page_try_pop(vam_page_t *pg) {
+static inline void *vam__slab_try_pop(vam_span_t *pg) {
   vam_block_t *b = pg->free;
   uintptr_t x = b->link ^ pg->key;
   if (vam_unlikely(x & ~(uintptr_t)VAM_CHUNK_MASK)) return NULL;
@@ -418,15 +418,15 @@ static inline void *vam__page_try_pop(vam_page_t *pg) {
   return b;
 }
 /* The same for a list known not to be empty: a failed check is corruption,
- * reported (page.c). */
-static inline void *vam__page_pop(vam_page_t *pg) {
-  void *b = vam__page_try_pop(pg);
-  return vam_likely(b != NULL) ? b : vam__page_pop_corrupt(pg);
+ * reported (slab.c). */
+static inline void *vam__slab_pop(vam_span_t *pg) {
+  void *b = vam__slab_try_pop(pg);
+  return vam_likely(b != NULL) ? b : vam__slab_pop_corrupt(pg);
 }
-bool vam__page_extend(vam_page_t *pg);
-uint32_t vam__page_collect_remote(vam_page_t *pg);
-void vam__page_remote_free(vam_page_t *pg, vam_block_t *b);
-bool vam__page_holds_free(const vam_page_t *pg, const vam_block_t *b);
+bool vam__slab_extend(vam_span_t *pg);
+uint32_t vam__slab_collect_remote(vam_span_t *pg);
+void vam__slab_remote_free(vam_span_t *pg, vam_block_t *b);
+bool vam__slab_holds_free(const vam_span_t *pg, const vam_block_t *b);
 
 /* ---- heap.c: thread heaps ------------------------------------------------- */
 extern vam_heap_t vam__empty_heap;
@@ -434,11 +434,11 @@ extern __thread vam_heap_t *vam__tls_heap;
 /* NULL with *no_memory set: no span for a new slab (worth a retry once
  * unused memory is given back); NULL without: a corrupt list, reported. */
 void *vam__heap_malloc_small_slow(vam_heap_t *heap, size_t bin, bool *no_memory);
-void vam__heap_free_slow_small(vam_page_t *pg, vam_block_t *b);
-void vam__heap_page_empty(vam_heap_t *heap, vam_page_t *pg);
+void vam__heap_free_slow_small(vam_span_t *pg, vam_block_t *b);
+void vam__heap_slab_empty(vam_heap_t *heap, vam_span_t *pg);
 /* The thread heap's cache of freed large spans (heap.c). */
-bool vam__heap_large_keep(vam_heap_t *heap, vam_page_t *pg);
-vam_page_t *vam__heap_large_take(vam_heap_t *heap, size_t units);
+bool vam__heap_large_keep(vam_heap_t *heap, vam_span_t *pg);
+vam_span_t *vam__heap_large_take(vam_heap_t *heap, size_t units);
 void vam__heap_age_caches(vam_heap_t *heap);
 vam_heap_t *vam__heap_for_slow_path(bool *locked);
 void vam__heap_unlock_shared(bool locked);
@@ -470,12 +470,12 @@ void vam__heap_unregister(vam_heap_t *heap);
  * block can belong to one before): free() of a heap's large or huge block
  * unlinks it from its heap, realloc keeps a heap's block in its heap. */
 typedef struct vam_userheap_hooks {
-  void (*forget_large)(vam_page_t *pg);
+  void (*forget_large)(vam_span_t *pg);
   void (*forget_huge)(vam_huge_t *hg);
   void *(*realloc)(vam_heap_t *h, void *p, size_t size);
 } vam_userheap_hooks_t;
 extern vam_userheap_hooks_t vam__userheap_hooks;
-void vam__userheap_forget_large(vam_page_t *pg);
+void vam__userheap_forget_large(vam_span_t *pg);
 void vam__userheap_forget_huge(vam_huge_t *hg);
 void vam__userheap_fork_prepare(void);
 void vam__userheap_fork_parent(void);
@@ -533,10 +533,10 @@ extern pthread_mutex_t vam__stats_lock; /* held while the totals are summed */
 /* What p points into, the one classification every caller uses: the chunk
  * map's kind; in a chunk, the descriptor of the span holding p (SMALL,
  * LARGE, or not live); in a huge object, its header if p is its start. */
-typedef struct vam_ref { unsigned map; vam_page_t *pg; vam_huge_t *huge; } vam_ref_t;
+typedef struct vam_ref { unsigned map; vam_span_t *pg; vam_huge_t *huge; } vam_ref_t;
 static inline vam_ref_t vam__classify(const void *p) {
   vam_ref_t r = {vam__chunkmap_kind((uintptr_t)p), NULL, NULL};
-  if (r.map == VAM_MAP_CHUNK) r.pg = vam__page_of(vam__chunk_of(p), p);
+  if (r.map == VAM_MAP_CHUNK) r.pg = vam__span_of(vam__chunk_of(p), p);
   else if (r.map == VAM_MAP_HUGE_HEAD || r.map == VAM_MAP_HUGE_USER) r.huge = vam__huge_of(p);
   return r;
 }

@@ -25,7 +25,7 @@
 /* ---- canary and zero-on-free (the per-block steps: internal.h) ------------ */
 
 /* free found the canary overwritten: report; the block is dropped. */
-bool vam__secure_canary_broken(vam_page_t *pg, void *b) {
+bool vam__secure_canary_broken(vam_span_t *pg, void *b) {
   (void)pg;
   vam__misuse(VAM_MISUSE_CANARY, b, "free");
   return false;

@@ -27,7 +27,7 @@ uint16_t vam__bin_units[VAM_BINS];
  * exact. */
 uint64_t vam__bin_recip[VAM_BINS];
 /* floor(2^64 / size) + 1, free()'s boundary multiplier (internal.h,
- * vam__page_block_ok): size * it wraps to a small e in [1, size]. */
+ * vam__slab_block_ok): size * it wraps to a small e in [1, size]. */
 uint64_t vam__bin_mul[VAM_BINS];
 
 static size_t bin_size_formula(size_t bin) {

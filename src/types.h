@@ -43,7 +43,7 @@
 #define VAM_MAP_LEAF_BITS 13
 #define VAM_MAP_TOP_BITS (VAM_VA_BITS_MAX - VAM_CHUNK_SHIFT - VAM_MAP_LEAF_BITS)
 
-/* A free block: its first word is an encoded link (page.c), never a raw
+/* A free block: its first word is an encoded link (slab.c), never a raw
  * pointer. */
 /* The secure build (secure.c): canary bytes at the end of each small
  * block, a per-thread quarantine, guard pages. */
@@ -66,22 +66,22 @@ typedef struct vam_block {
 struct vam_heap;
 
 typedef enum {
-  VAM_PAGE_NONE = 0,  /* header unit or free units: free() here is invalid */
-  VAM_PAGE_SMALL = 1, /* slab of blocks of one size class */
-  VAM_PAGE_LARGE = 2, /* one large object */
-  VAM_PAGE_TAIL = 3,  /* a later unit of a multi-unit span; head_offset
+  VAM_SPAN_NONE = 0,  /* header unit or free units: free() here is invalid */
+  VAM_SPAN_SMALL = 1, /* slab of blocks of one size class */
+  VAM_SPAN_LARGE = 2, /* one large object */
+  VAM_SPAN_TAIL = 3,  /* a later unit of a multi-unit span; head_offset
                          units back is the span's descriptor */
-} vam_page_kind_t;
+} vam_span_kind_t;
 
 /* A span descriptor, one per unit so free() finds it by shifting the
  * pointer; 128 bytes so the index is a shift, not a multiply.  The first
  * 64 bytes are all the fast paths touch.
  *
- * Free lists are in-band but encoded (page.c): a free block's first word
+ * Free lists are in-band but encoded (slab.c): a free block's first word
  * holds next ^ (its own address) ^ key, where next is the next free block
  * or, at the end of the list, the chunk's base address.  Both lie in the
  * block's chunk, so a decoded link that leaves the chunk is corruption. */
-typedef struct __attribute__((aligned(128))) vam_page {
+typedef struct __attribute__((aligned(128))) vam_span {
   vam_block_t *free;             /* next block to hand out (owner only);
                                     the chunk base (low bits 0) when empty */
   struct vam_heap *local_owner;  /* == owner heap while the page is in a bin
@@ -98,7 +98,7 @@ typedef struct __attribute__((aligned(128))) vam_page {
                                     2^64): free's boundary test (internal.h) */
   uint32_t used;                 /* blocks out, as the owner knows it */
   uint16_t head_offset;          /* TAIL units: distance to the head unit */
-  uint8_t kind;                  /* vam_page_kind_t */
+  uint8_t kind;                  /* vam_span_kind_t */
   /* ---- second line: slow paths only ---- */
   vam_atomic(uintptr_t) xfree;   /* frees from other threads (encoded like
                                     free); bit 0 = page is queued on its
@@ -112,16 +112,16 @@ typedef struct __attribute__((aligned(128))) vam_page {
   uint8_t zeroed;                /* large: span known to read as zeroes */
   uint8_t guarded;               /* its last OS page is PROT_NONE (secure) */
   uint8_t lost;                  /* small: a corrupt free list was cut here
-                                    (page.c); its abandoned blocks still look
+                                    (slab.c); its abandoned blocks still look
                                     free but are on no list */
   uint32_t capacity;             /* blocks carved so far (lazily) */
-  struct vam_page *next, *prev;  /* bin queue or full list */
-  vam_atomic(struct vam_page *) remote_next; /* heap remote stack link */
-} vam_page_t;
+  struct vam_span *next, *prev;  /* bin queue or full list */
+  vam_atomic(struct vam_span *) remote_next; /* heap remote stack link */
+} vam_span_t;
 
-typedef struct vam_page_queue {
-  vam_page_t *head, *tail;
-} vam_page_queue_t;
+typedef struct vam_span_queue {
+  vam_span_t *head, *tail;
+} vam_span_queue_t;
 
 /* The first 4 KiB of every chunk are PROT_NONE where the OS page is 4 KiB
  * (chunk.c): a linear overflow off the end of the chunk below faults there
@@ -130,7 +130,7 @@ typedef struct vam_page_queue {
 
 typedef struct vam_chunk {
   uint8_t guard[VAM_CHUNK_GUARD];  /* never touched */
-  vam_page_t pages[VAM_UNITS];     /* one per unit; a span's descriptor is
+  vam_span_t spans[VAM_UNITS];     /* one per unit; a span's descriptor is
                                       at its first unit */
   uint64_t used_map[VAM_UNITS / 64];
   uint64_t dirty_map[VAM_UNITS / 64]; /* touched since the last successful decommit */
@@ -141,7 +141,7 @@ typedef struct vam_chunk {
   uint8_t body_committed; /* strict mode: units 1.. are read/write */
   uint8_t front_guarded;  /* guard[] is PROT_NONE */
   uintptr_t list_end;     /* always 0: the end of every free list in this
-                             chunk (page.c); a pop that reads it fails the
+                             chunk (slab.c); a pop that reads it fails the
                              link check and takes the slow path */
   uint8_t arena_slot;     /* 1 + index in chunk.c's arena table; 0 = none */
   uint32_t age;           /* reservation number: older chunks are used first */
@@ -149,7 +149,7 @@ typedef struct vam_chunk {
   struct vam_chunk *next, *prev;   /* chunk list (under the chunk lock) */
 } vam_chunk_t;
 
-_Static_assert(sizeof(vam_page_t) == 128, "page descriptors index by shift");
+_Static_assert(sizeof(vam_span_t) == 128, "page descriptors index by shift");
 _Static_assert(sizeof(vam_chunk_t) <= VAM_UNIT_SIZE, "the chunk header fits in unit 0");
 
 #define VAM_CHUNK_MAGIC 0x7661636bu
@@ -188,7 +188,7 @@ typedef struct vam_heap_counters {
 #define VAM_NO_CHUNK ((uintptr_t)1)
 
 typedef struct vam_heap {
-  vam_page_t *direct[VAM_BINS];   /* head of each bin queue, or the empty page */
+  vam_span_t *direct[VAM_BINS];   /* head of each bin queue, or the empty page */
   uint8_t bin_of_small[VAM_FAST_MAX + 1]; /* vam__bin_of_small's copy (all 0,
                                      the empty page's bin, in the static
                                      heaps): malloc's fast path indexes it
@@ -198,18 +198,18 @@ typedef struct vam_heap {
                                      mapped), else VAM_NO_CHUNK: free's fast
                                      path skips the chunk map for it */
   vam_heap_counters_t counters;
-  vam_page_queue_t queues[VAM_BINS]; /* pages with (possibly) free blocks */
-  vam_page_queue_t full;          /* pages with no free block */
-  vam_atomic(vam_page_t *) remote_pages; /* pages with frees from other threads */
+  vam_span_queue_t queues[VAM_BINS]; /* pages with (possibly) free blocks */
+  vam_span_queue_t full;          /* pages with no free block */
+  vam_atomic(vam_span_t *) remote_pages; /* pages with frees from other threads */
   struct vam_heap *pool_next;     /* heap pool (threads that exited) */
   struct vam_heap *all_next;      /* every heap ever made, for stats */
   uint32_t page_count;
-  vam_page_t *spare;              /* empty slabs kept for reuse (page next) */
+  vam_span_t *spare;              /* empty slabs kept for reuse (page next) */
   uint32_t spare_units;           /* units held in spare slabs */
-  vam_page_t *large_cache;        /* freed large spans kept for reuse (page next) */
+  vam_span_t *large_cache;        /* freed large spans kept for reuse (page next) */
   uint32_t large_cache_units;     /* units held there */
   uint64_t cache_used_ms;         /* vam__purge_clock_ms when a cache was last used */
-  uint64_t key_seq;               /* free-list keys drawn (page.c) */
+  uint64_t key_seq;               /* free-list keys drawn (slab.c) */
 #if VAM_SECURE_BUILD
   void *quarantine[VAM_QUARANTINE]; /* freed blocks waiting (secure.c) */
   uint32_t quarantine_pos;
@@ -225,7 +225,7 @@ typedef struct vam_heap {
   vam_atomic(uint64_t) live_blocks;
   vam_atomic(uint64_t) user_frees;
   uint64_t byte_limit, peak_bytes, limit_refusals, user_mallocs;
-  vam_page_queue_t large;         /* live large spans (page next/prev) */
+  vam_span_queue_t large;         /* live large spans (page next/prev) */
   vam_huge_t *huge;               /* live huge objects */
   struct vam_heap *user_next, *user_prev; /* every live first-class heap */
   char name[32];

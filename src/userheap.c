@@ -40,7 +40,7 @@ VAM_API vam_heap_t *vam_heap_new(const vam_heap_options *opts) {
   vam_heap_t *h = vam__meta_alloc(sizeof(vam_heap_t));
   if (h == NULL) return refuse(ENOMEM);
   memset(h, 0, sizeof *h);
-  for (size_t b = 0; b < VAM_BINS; b++) h->direct[b] = &vam__empty_page;
+  for (size_t b = 0; b < VAM_BINS; b++) h->direct[b] = &vam__empty_slab;
   h->hot_chunk = VAM_NO_CHUNK;
   h->is_user = true;
   pthread_mutex_init(&h->lock, NULL);
@@ -64,8 +64,8 @@ VAM_API vam_heap_t *vam_heap_new(const vam_heap_options *opts) {
 static void track(vam_heap_t *h, void *p) {
   vam_ref_t at = vam__classify(p);
   if (at.pg) {
-    vam_page_t *pg = at.pg;
-    if (pg->kind != VAM_PAGE_LARGE) return; /* slabs: the bin queues track them */
+    vam_span_t *pg = at.pg;
+    if (pg->kind != VAM_SPAN_LARGE) return; /* slabs: the bin queues track them */
     pg->heap = h;
     pg->prev = NULL;
     pg->next = h->large.head;
@@ -174,7 +174,7 @@ VAM_API void *vam_heap_realloc(vam_heap_t *h, void *p, size_t size) {
 
 /* free() of a heap's large span or huge mapping: unlink it and count it off
  * before alloc.c gives the memory back. */
-void vam__userheap_forget_large(vam_page_t *pg) {
+void vam__userheap_forget_large(vam_span_t *pg) {
   vam_heap_t *h = pg->heap;
   pthread_mutex_lock(&h->lock);
   if (pg->prev) pg->prev->next = pg->next;
@@ -207,7 +207,7 @@ VAM_API void vam_heap_destroy(vam_heap_t *h) {
   pthread_mutex_lock(&h->lock);
   vam__heap_release_all(h);
   while (h->large.head) {
-    vam_page_t *pg = h->large.head;
+    vam_span_t *pg = h->large.head;
     h->large.head = pg->next;
     pg->next = pg->prev = NULL;
     pg->heap = NULL;
@@ -250,7 +250,7 @@ VAM_API int vam_heap_stats(vam_heap_t *h, vam_heap_stats_t *out, size_t struct_s
   s.limit_refusals = h->limit_refusals;
   s.pages = h->page_count;
   memcpy(s.name, h->name, sizeof s.name);
-  for (vam_page_t *pg = h->large.head; pg; pg = pg->next) s.large_blocks++;
+  for (vam_span_t *pg = h->large.head; pg; pg = pg->next) s.large_blocks++;
   for (vam_huge_t *hg = h->huge; hg; hg = hg->heap_next) s.large_blocks++;
   pthread_mutex_unlock(&h->lock);
   size_t n = struct_size < sizeof s ? struct_size : sizeof s;

@@ -348,10 +348,10 @@ static void op_double_free(reader_t *r) {
  * internals can tell; single-threaded, the list walk is safe.) */
 static bool abandoned_block(const void *p) {
   if (vam__chunkmap_kind((uintptr_t)p) != VAM_MAP_CHUNK) return false;
-  vam_page_t *pg = vam__page_of(vam__chunk_of(p), p);
-  if (pg->kind != VAM_PAGE_SMALL || !vam__page_block_ok(pg, p)) return false;
+  vam_span_t *pg = vam__span_of(vam__chunk_of(p), p);
+  if (pg->kind != VAM_SPAN_SMALL || !vam__slab_block_ok(pg, p)) return false;
   const vam_block_t *b = p;
-  return vam__block_looks_free(pg, b) && !vam__page_holds_free(pg, b);
+  return vam__block_looks_free(pg, b) && !vam__slab_holds_free(pg, b);
 }
 
 /* Free (or realloc, usable_size) of a pointer freed earlier that no live

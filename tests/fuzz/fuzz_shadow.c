@@ -463,7 +463,7 @@ static void op_heap_alloc(reader_t *r) {
  * the internals can say. */
 static bool is_small_block(const void *p) {
   if (vam__chunkmap_kind((uintptr_t)p) != VAM_MAP_CHUNK) return false;
-  return vam__page_of(vam__chunk_of(p), p)->kind == VAM_PAGE_SMALL;
+  return vam__span_of(vam__chunk_of(p), p)->kind == VAM_SPAN_SMALL;
 }
 
 static void op_heap_destroy(reader_t *r) {

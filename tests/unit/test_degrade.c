@@ -77,7 +77,7 @@ static void test_idle_span_purge_gives_up(void **state) {
   faults("");
   vam_collect(true); /* no purge back-off left from earlier tests */
   assert_true(vam__purge_ok_now());
-  vam_page_t *pg = vam__span_alloc(10, 1, NULL);
+  vam_span_t *pg = vam__span_alloc(10, 1, NULL);
   assert_non_null(pg);
   memset(pg->start, 0x5a, 10 * VAM_UNIT_SIZE);
   uint8_t *at = pg->start;
@@ -90,7 +90,7 @@ static void test_idle_span_purge_gives_up(void **state) {
   assert_true(degraded());
   faults("");
   bool zeroed = true;
-  vam_page_t *again = vam__span_alloc(10, 1, &zeroed);
+  vam_span_t *again = vam__span_alloc(10, 1, &zeroed);
   assert_non_null(again);
   assert_ptr_equal(again->start, at);
   assert_false(zeroed); /* the failed purge left it dirty */

@@ -65,10 +65,10 @@ static void test_chunk_front_guard(void **state) {
   vam_chunk_t *c = (vam_chunk_t *)next;
   assert_int_equal(c->front_guarded, 1);
   assert_int_equal(c->magic, VAM_CHUNK_MAGIC);
-  vam_page_t before = c->pages[1];
+  vam_span_t before = c->spans[1];
   assert_int_equal(child_signal(write_across, next), SIGSEGV);
   /* (in the child; here nothing was written, and the guard stays) */
-  assert_memory_equal(&before, &c->pages[1], sizeof before);
+  assert_memory_equal(&before, &c->spans[1], sizeof before);
   for (int i = 0; i < n; i++) vam_free(v[i]);
 }
 

@@ -1,6 +1,6 @@
-/* page.c: the free-list encoding and the block-boundary test free() relies on.
+/* slab.c: the free-list encoding and the block-boundary test free() relies on.
  *
- * - vam__page_block_ok agrees with plain division for every size class and
+ * - vam__slab_block_ok agrees with plain division for every size class and
  *   every byte offset of a slab (and below its start): exactly the carved
  *   block starts pass.
  * - every link of a slab's list decodes into its chunk; the list ends in the
@@ -19,7 +19,7 @@
 static void test_block_ok_matches_division(void **state) {
   (void)state;
   vam__ensure_init();
-  static vam_page_t pg; /* descriptor only: block_ok never touches memory */
+  static vam_span_t pg; /* descriptor only: block_ok never touches memory */
   for (size_t bin = 1; bin < VAM_BINS; bin++) {
     size_t bs = vam__bin_size[bin];
     pg.start = (uint8_t *)(uintptr_t)0x7f0000400000ull;
@@ -30,32 +30,32 @@ static void test_block_ok_matches_division(void **state) {
     pg.div_limit = pg.capacity * (pg.div_mul * bs);
     for (size_t off = 0; off < slab; off += (bs >= 4096 ? 8 : 1)) {
       bool want = off % bs == 0 && off / bs < pg.capacity;
-      if (vam__page_block_ok(&pg, pg.start + off) != want)
+      if (vam__slab_block_ok(&pg, pg.start + off) != want)
         fail_msg("bin %zu (size %zu): offset %zu says %d, want %d", bin, bs, off, !want, want);
     }
     /* Below start, down to a whole chunk back (a descriptor's span never
      * reaches further): every offset fails. */
     for (size_t back = 1; back <= VAM_CHUNK_SIZE; back += (back < 65536 ? 1 : 7))
-      if (vam__page_block_ok(&pg, pg.start - back)) fail_msg("bin %zu (size %zu): %zu below start passes", bin, bs, back);
+      if (vam__slab_block_ok(&pg, pg.start - back)) fail_msg("bin %zu (size %zu): %zu below start passes", bin, bs, back);
   }
 }
 
-static vam_page_t *page_of(void *p) { return vam__page_of(vam__chunk_of(p), p); }
+static vam_span_t *page_of(void *p) { return vam__span_of(vam__chunk_of(p), p); }
 
 static void test_links_encoded_and_in_chunk(void **state) {
   (void)state;
   void *v[64];
   for (int i = 0; i < 64; i++) v[i] = vam_malloc(48);
-  vam_page_t *pg = page_of(v[0]);
+  vam_span_t *pg = page_of(v[0]);
   for (int i = 0; i < 64; i++) vam_free(v[i]);
   uintptr_t base = (uintptr_t)vam__chunk_of(v[0]);
   int n = 0;
-  vam_block_t *end = vam__page_end(pg);
+  vam_block_t *end = vam__slab_end(pg);
   /* the list end is the chunk's list_end word, inside the chunk, reading 0 */
   assert_int_equal((uintptr_t)end & ~(uintptr_t)VAM_CHUNK_MASK, base);
   assert_int_equal(end->link, 0);
   for (vam_block_t *b = pg->free; b != end; n++) {
-    assert_true(vam__page_block_ok(pg, b));
+    assert_true(vam__slab_block_ok(pg, b));
     assert_true(vam__block_looks_free(pg, b));
     uintptr_t next = (b->link ^ pg->key) ^ (uintptr_t)b;
     assert_int_equal(next & ~(uintptr_t)VAM_CHUNK_MASK, base);
@@ -89,7 +89,7 @@ static void test_corrupt_link_found_by_pop(void **state) {
 static void test_live_data_does_not_look_free(void **state) {
   (void)state;
   uint64_t *p = vam_malloc(64);
-  vam_page_t *pg = page_of(p);
+  vam_span_t *pg = page_of(p);
   assert_false(vam__block_looks_free(pg, (vam_block_t *)p)); /* zeroed by pop */
   const uint64_t samples[] = {0, 1, 42, UINT64_MAX, (uintptr_t)p, (uintptr_t)pg,
                               0xfffe000000000001ull /* NaN-boxed int */, 0x3ff0000000000000ull /* 1.0 */,

@@ -1,4 +1,4 @@
-/* page.c: slabs of equal-size blocks, and their encoded free lists.
+/* slab.c: slabs of equal-size blocks, and their encoded free lists.
  *
  * A slab's blocks are carved into its free list lazily, a few KiB at a time,
  * so a slab of a big class touches (and commits) only what is used.
@@ -28,7 +28,7 @@
 
 static uint64_t key_seed;
 
-void vam__page_keys_init(void) {
+void vam__slab_keys_init(void) {
   uint64_t s = 0;
   if (vam__os_random(&s, sizeof s) != 0 || s == 0)
     s = vam__os_now_ms() * 0x9e3779b97f4a7c15ull ^ (uintptr_t)&s ^ ((uint64_t)vam__os_getpid() << 32);
@@ -48,9 +48,9 @@ static uintptr_t key_new(vam_heap_t *heap) {
   return (uintptr_t)((z & 0x0000ffffffffffffull) | (top << 48));
 }
 
-void vam__page_init_small(vam_page_t *pg, size_t bin, vam_heap_t *heap) {
+void vam__slab_init(vam_span_t *pg, size_t bin, vam_heap_t *heap) {
   size_t bs = vam__bin_size[bin];
-  pg->kind = VAM_PAGE_SMALL;
+  pg->kind = VAM_SPAN_SMALL;
   pg->bin = (uint8_t)bin;
   pg->block_size = (uint32_t)bs;
   pg->div_mul = vam__bin_mul[bin];
@@ -65,20 +65,20 @@ void vam__page_init_small(vam_page_t *pg, size_t bin, vam_heap_t *heap) {
   pg->used = 0;
   pg->key = key_new(heap);
   pg->lost = 0;
-  pg->free = vam__page_end(pg);
+  pg->free = vam__slab_end(pg);
   pg->heap = heap;
   vam_racy_store(&pg->local_owner, heap);
   vam_store_relaxed(&pg->xfree, 0);
 }
 
-static void set_capacity(vam_page_t *pg, uint32_t capacity) {
+static void set_capacity(vam_span_t *pg, uint32_t capacity) {
   vam_racy_store(&pg->capacity, capacity);
   vam_racy_store(&pg->div_limit, capacity * (pg->div_mul * pg->block_size)); /* capacity * e */
 }
 
 /* Carve the next few blocks into the free list; false when the slab is
  * fully carved. */
-bool vam__page_extend(vam_page_t *pg) {
+bool vam__slab_extend(vam_span_t *pg) {
   uint32_t left = pg->reserved - pg->capacity;
   if (left == 0) return false;
   uint32_t n = EXTEND_BYTES / pg->block_size;
@@ -100,35 +100,35 @@ bool vam__page_extend(vam_page_t *pg) {
     order[j] = t;
   }
   set_capacity(pg, pg->capacity + n); /* first: the pushes below are boundary-checked */
-  for (uint32_t i = 0; i < n; i++) vam__page_push(pg, (vam_block_t *)(first + (size_t)order[i] * bs));
+  for (uint32_t i = 0; i < n; i++) vam__slab_push(pg, (vam_block_t *)(first + (size_t)order[i] * bs));
 #else
-  for (uint32_t i = n; i-- > 0;) vam__page_push(pg, (vam_block_t *)(first + (size_t)i * bs));
+  for (uint32_t i = n; i-- > 0;) vam__slab_push(pg, (vam_block_t *)(first + (size_t)i * bs));
   set_capacity(pg, pg->capacity + n);
 #endif
   return true;
 }
 
 /* Decode b's link with the full checks (slow paths): the next block, the
- * list's end (vam__page_end), or NULL when the link is corrupt. */
-static vam_block_t *link_next(const vam_page_t *pg, const vam_block_t *b) {
+ * list's end (vam__slab_end), or NULL when the link is corrupt. */
+static vam_block_t *link_next(const vam_span_t *pg, const vam_block_t *b) {
   uintptr_t x = b->link ^ pg->key;
   if (x >> VAM_CHUNK_SHIFT) return NULL;
   vam_block_t *next = (vam_block_t *)(x ^ (uintptr_t)b);
-  if (next == vam__page_end(pg)) return next;
-  return vam__page_block_ok(pg, next) ? next : NULL;
+  if (next == vam__slab_end(pg)) return next;
+  return vam__slab_block_ok(pg, next) ? next : NULL;
 }
 
 /* Owner only, with the page taken off the remote stack: move the remote
  * frees into the local list and clear the queued bit.  Returns how many.
  * A corrupt link or a list longer than the blocks out is reported; what
  * follows it is abandoned (leaked), never handed out. */
-uint32_t vam__page_collect_remote(vam_page_t *pg) {
+uint32_t vam__slab_collect_remote(vam_span_t *pg) {
   uintptr_t list = vam_exchange_acq_rel(&pg->xfree, 0);
   vam_block_t *b = (vam_block_t *)(list & ~QUEUED);
-  vam_block_t *end = vam__page_end(pg);
+  vam_block_t *end = vam__slab_end(pg);
   uint32_t n = 0;
   if (b == NULL) return 0;
-  if (!vam__page_block_ok(pg, b)) {
+  if (!vam__slab_block_ok(pg, b)) {
     pg->lost = 1;
     vam__misuse(VAM_MISUSE_FREELIST_CORRUPT, b, "free");
     return 0;
@@ -140,7 +140,7 @@ uint32_t vam__page_collect_remote(vam_page_t *pg) {
       vam__misuse(VAM_MISUSE_FREELIST_CORRUPT, b, "free");
       break;
     }
-    vam__page_push(pg, b);
+    vam__slab_push(pg, b);
     n++;
     b = next;
   }
@@ -148,9 +148,9 @@ uint32_t vam__page_collect_remote(vam_page_t *pg) {
   return n;
 }
 
-void vam__page_remote_free(vam_page_t *pg, vam_block_t *b) {
+void vam__slab_remote_free(vam_span_t *pg, vam_block_t *b) {
   uintptr_t old = vam_load_relaxed(&pg->xfree);
-  vam_block_t *end = vam__page_end(pg);
+  vam_block_t *end = vam__slab_end(pg);
   do {
     vam_block_t *head = (vam_block_t *)(old & ~QUEUED);
     b->link = (uintptr_t)(head ? head : end) ^ (uintptr_t)b ^ pg->key;
@@ -160,7 +160,7 @@ void vam__page_remote_free(vam_page_t *pg, vam_block_t *b) {
    * stays valid: heaps are never unmapped, only pooled and reused, and the
    * page keeps its heap while any block (this one included) is out. */
   vam_heap_t *heap = pg->heap;
-  vam_page_t *head = vam_load_relaxed(&heap->remote_pages);
+  vam_span_t *head = vam_load_relaxed(&heap->remote_pages);
   do {
     vam_store_relaxed(&pg->remote_next, head);
   } while (!atomic_compare_exchange_weak_explicit(&heap->remote_pages, &head, pg,
@@ -170,8 +170,8 @@ void vam__page_remote_free(vam_page_t *pg, vam_block_t *b) {
 /* Is b on one of pg's free lists?  Owner only (or under the owner's lock):
  * the confirmation behind free()'s "looks free" test.  Bounded by the
  * blocks carved; a corrupt link ends the walk. */
-static bool list_holds(const vam_page_t *pg, vam_block_t *cur, const vam_block_t *b) {
-  vam_block_t *end = vam__page_end(pg);
+static bool list_holds(const vam_span_t *pg, vam_block_t *cur, const vam_block_t *b) {
+  vam_block_t *end = vam__slab_end(pg);
   for (uint32_t steps = 0; cur && cur != end && steps <= pg->capacity; steps++) {
     if (cur == b) return true;
     cur = link_next(pg, cur);
@@ -179,20 +179,20 @@ static bool list_holds(const vam_page_t *pg, vam_block_t *cur, const vam_block_t
   return false;
 }
 
-bool vam__page_holds_free(const vam_page_t *pg, const vam_block_t *b) {
+bool vam__slab_holds_free(const vam_span_t *pg, const vam_block_t *b) {
   if (list_holds(pg, pg->free, b)) return true;
-  uintptr_t x = vam_load_acquire(&((vam_page_t *)pg)->xfree);
+  uintptr_t x = vam_load_acquire(&((vam_span_t *)pg)->xfree);
   vam_block_t *head = (vam_block_t *)(x & ~QUEUED);
-  return head && vam__page_block_ok(pg, head) && list_holds(pg, head, b);
+  return head && vam__slab_block_ok(pg, head) && list_holds(pg, head, b);
 }
 
 /* malloc's pop found a link that leaves the chunk: a write after free.
  * Report it; if the program goes on, the rest of the list is abandoned
  * (leaked) and the head, a checked block, is handed out. */
-void *vam__page_pop_corrupt(vam_page_t *pg) {
+void *vam__slab_pop_corrupt(vam_span_t *pg) {
   vam_block_t *b = pg->free;
   pg->lost = 1;
   vam__misuse(VAM_MISUSE_FREELIST_CORRUPT, b, "malloc");
-  b->link = (uintptr_t)vam__page_end(pg) ^ (uintptr_t)b ^ pg->key;
-  return vam__page_try_pop(pg);
+  b->link = (uintptr_t)vam__slab_end(pg) ^ (uintptr_t)b ^ pg->key;
+  return vam__slab_try_pop(pg);
 }
