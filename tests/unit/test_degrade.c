@@ -285,10 +285,50 @@ static void test_verbose_one_line_each(void **state) {
  * environ. */
 __attribute__((constructor(101))) static void choose_mode(void) { setenv("VAMALLOC_COMMIT", "lazy", 1); }
 
+/* A refused guard (mprotect ENOMEM, e.g. at the map count): the new chunk,
+ * or the huge object, goes without its front guard, counted, and works.
+ * The rule fails the guard's mprotect: the first one of a new chunk or
+ * huge object in lazy mode, the second (after the commit) in strict. */
+static const char *guard_fault(void) {
+  return vam__va_strict() ? "mprotect=ENOMEM:after=1:count=1" : "mprotect=ENOMEM:count=1";
+}
+
+static void test_guard_refused(void **state) {
+  (void)state;
+  enum { N = 64 };
+  static unsigned char *v[N];
+  uint64_t chunk0 = stat(&vam__stats.chunk_guard_failures);
+  int made = -1;
+  for (int i = 0; i < N && made < 0; i++) {
+    uint64_t before = stat(&vam__stats.chunks_reserved);
+    faults(guard_fault());
+    v[i] = vam_malloc(1 << 20);
+    faults("");
+    assert_non_null(v[i]);
+    memset(v[i], 0x5a, 1 << 20);
+    if (stat(&vam__stats.chunks_reserved) > before) made = i;
+  }
+  assert_true(made >= 0); /* a new chunk was made under the rule */
+  assert_int_equal(stat(&vam__stats.chunk_guard_failures), chunk0 + 1);
+  assert_int_equal(vam__chunk_of(v[made])->front_guarded, 0);
+  for (int i = 0; i <= made; i++) vam_free(v[i]);
+
+  uint64_t huge0 = stat(&vam__stats.huge_guard_failures), frees0 = stat(&vam__stats.huge_frees);
+  faults(guard_fault());
+  unsigned char *h = vam_malloc(6 << 20);
+  faults("");
+  assert_non_null(h);
+  memset(h, 0x5a, 6 << 20);
+  assert_int_equal(stat(&vam__stats.huge_guard_failures), huge0 + 1);
+  assert_int_equal(vam__huge_of(h)->front_guarded, 0);
+  vam_free(h);
+  assert_int_equal(stat(&vam__stats.huge_frees), frees0 + 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_decommit_gives_up),  cmocka_unit_test(test_idle_span_purge_gives_up),
-      cmocka_unit_test(test_transient_eagain),
+      cmocka_unit_test(test_transient_eagain),   cmocka_unit_test(test_guard_refused),
       cmocka_unit_test(test_mmap_window),        cmocka_unit_test(test_munmap_refused_huge),
       cmocka_unit_test(test_munmap_refused_chunk), cmocka_unit_test(test_metadata_failure),
       cmocka_unit_test(test_verbose_one_line_each),
