@@ -240,6 +240,35 @@ static block_ref_t block_find(const void *p, const char *op, bool freeing) {
   return r;
 }
 
+/* A slab of this thread emptied on free's fast path: heap.c keeps it or
+ * gives it back, and the purge ticks when that parked or freed a span. */
+static vam_noinline void slab_emptied(vam_heap_t *heap, vam_span_t *pg) {
+  vam__heap_slab_empty(heap, pg);
+  vam__purge_tick_if_due();
+}
+
+#if VAM_SECURE_BUILD
+/* Park p, already wiped and marked (vam__secure_on_free), in this thread's
+ * quarantine, and free for real the block it displaces once its mark shows
+ * nothing wrote to it while it waited (the wiped bytes are checked by
+ * vam__secure_still_clean too). */
+static vam_always_inline void quarantine_and_release(vam_heap_t *heap, void *p) {
+  vam_block_t *d = vam__quarantine_swap(heap, p);
+  if (d == NULL) return;
+  vam_span_t *pd = vam__span_of(vam__chunk_of(d), d);
+  if (vam_unlikely(!vam__secure_still_clean(pd, d))) {
+    vam__misuse(VAM_MISUSE_WRITE_AFTER_FREE, d, "free");
+    return; /* dropped, never reused */
+  }
+  if (vam_racy_load(&pd->local_owner) == heap) {
+    vam__slab_push(pd, d);
+    if (vam_unlikely(--pd->used == 0)) slab_emptied(heap, pd);
+    return;
+  }
+  vam__heap_free_slow_small(pd, d);
+}
+#endif
+
 static void free_block(void *p) {
   if (p == NULL) return;
   block_ref_t r = block_find(p, "free", true);
@@ -253,14 +282,8 @@ static void free_block(void *p) {
       if (!vam__secure_on_free(pg, p)) return;
       vam_heap_t *me = vam__tls_heap;
       if (me != &vam__empty_heap && !pg->heap->is_user) {
-        p = vam__quarantine_swap(me, p);
-        if (p == NULL) return;
-        pg = vam__span_of(vam__chunk_of(p), p);
-        if (!vam__secure_still_clean(pg, p)) {
-          /* Written while it waited: a write after free. */
-          vam__misuse(VAM_MISUSE_WRITE_AFTER_FREE, p, "free");
-          return; /* dropped, never reused */
-        }
+        quarantine_and_release(me, p);
+        return;
       }
 #endif
       vam__heap_free_slow_small(pg, p);
@@ -283,13 +306,6 @@ static void free_block(void *p) {
  * below gave memory back. */
 static vam_noinline void free_generic(void *p) {
   free_block(p);
-  vam__purge_tick_if_due();
-}
-
-/* A slab of this thread emptied on free's fast path: heap.c keeps it or
- * gives it back, and the purge ticks when that parked or freed a span. */
-static vam_noinline void slab_emptied(vam_heap_t *heap, vam_span_t *pg) {
-  vam__heap_slab_empty(heap, pg);
   vam__purge_tick_if_due();
 }
 
@@ -326,20 +342,7 @@ static vam_always_inline void free_secure(void *p) {
     /* (a quarantined block looks free: its double free is free_generic's) */
     if (pg->kind == VAM_SPAN_SMALL && !pg->heap->is_user && vam__slab_block_ok(pg, p) &&
         !vam__block_looks_free(pg, p)) {
-      if (!vam__secure_on_free(pg, p)) return; /* canary: reported, dropped */
-      vam_block_t *d = vam__quarantine_swap(heap, p);
-      if (d == NULL) return;
-      vam_span_t *pd = vam__span_of(vam__chunk_of(d), d);
-      if (vam_unlikely(!vam__secure_still_clean(pd, d))) {
-        vam__misuse(VAM_MISUSE_WRITE_AFTER_FREE, d, "free");
-        return; /* dropped, never reused */
-      }
-      if (vam_racy_load(&pd->local_owner) == heap) {
-        vam__slab_push(pd, d);
-        if (vam_unlikely(--pd->used == 0)) slab_emptied(heap, pd);
-        return;
-      }
-      vam__heap_free_slow_small(pd, d);
+      if (vam__secure_on_free(pg, p)) quarantine_and_release(heap, p); /* else canary: reported */
       return;
     }
   }
@@ -357,8 +360,7 @@ VAM_API void vam_free(void *p) {
   vam_heap_t *heap = vam__tls_heap;
   uintptr_t c = (uintptr_t)p & ~(uintptr_t)VAM_CHUNK_MASK;
   /* The heap's hot chunk is known mapped (heap.c): no chunk-map lookup. */
-  if (vam_likely(!VAM_SECURE_BUILD && (c == heap->hot_chunk ||
-                                       vam__chunkmap_kind_at(c >> VAM_CHUNK_SHIFT) == VAM_MAP_CHUNK))) {
+  if (vam_likely(c == heap->hot_chunk || vam__chunkmap_kind_at(c >> VAM_CHUNK_SHIFT) == VAM_MAP_CHUNK)) {
     vam_span_t *pg = vam__unit_span_of((vam_chunk_t *)c, p);
     /* Another thread's slab: its owner may be moving it to or from the
      * full list (local_owner NULL or its heap); neither equals ours. */
