@@ -81,3 +81,21 @@ def verdict(test):
         return 1
     log('PASS')
     return 0
+
+
+def require_exports(so, wanted, why=''):
+    """so's defined dynamic symbols must include malloc and every name in
+    wanted: an nm that cannot run, fails or prints nothing is a Failure,
+    never a reason to skip what depends on the exports."""
+    try:
+        nm = subprocess.run(['nm', '-D', '--defined-only', so], capture_output=True,
+                            text=True, timeout=30)
+    except OSError as e:
+        raise Failure('cannot run nm on %s: %s' % (so, e))
+    names = {l.split()[-1] for l in nm.stdout.splitlines() if l.strip()}
+    if nm.returncode != 0 or 'malloc' not in names:
+        raise Failure('nm -D %s: status %d, %d symbols, no malloc: cannot read the exports\n%s'
+                      % (so, nm.returncode, len(names), tail(nm.stderr)))
+    missing = [n for n in wanted if n not in names]
+    if missing:
+        raise Failure('%s does not export %s%s' % (so, ', '.join(missing), why))

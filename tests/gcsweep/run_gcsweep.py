@@ -52,7 +52,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))
-from harness import STATS_MARK, Skip, Failure, log, base_env, verdict  # noqa: E402
+from harness import STATS_MARK, Skip, Failure, log, base_env, verdict, require_exports  # noqa: E402
 SWEEPER_CPU_MAX = 0.5
 PROCESS_CPU_MAX = 1.0
 EAGAIN_PER_THREAD_S_MAX = 1100
@@ -84,18 +84,7 @@ def parse_result(out, err, rc, what):
 def require_page_api(so):
     """libvamalloc.so exports the page API; an nm that cannot run, fails or
     prints nothing is a failure, never a reason to skip the page-API run."""
-    try:
-        nm = subprocess.run(['nm', '-D', '--defined-only', so], capture_output=True,
-                            text=True, timeout=30)
-    except OSError as e:
-        raise Failure('cannot run nm on %s: %s' % (so, e))
-    names = {l.split()[-1] for l in nm.stdout.splitlines() if l.strip()}
-    if nm.returncode != 0 or 'malloc' not in names:
-        raise Failure('nm -D %s: status %d, %d symbols, no malloc: cannot read the exports\n%s'
-                      % (so, nm.returncode, len(names), nm.stderr[-1500:]))
-    missing = [n for n in ('vam_pages_reserve', 'vam_pages_decommit') if n not in names]
-    if missing:
-        raise Failure('%s does not export %s' % (so, ', '.join(missing)))
+    require_exports(so, ('vam_pages_reserve', 'vam_pages_decommit'))
 
 
 def summary(r):

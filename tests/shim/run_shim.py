@@ -54,7 +54,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))
-from harness import STATS_MARK, Skip, Failure, log, base_env, describe_rc, tail, find_bun, verdict  # noqa: E402
+from harness import STATS_MARK, Skip, Failure, log, base_env, describe_rc, tail, find_bun, verdict, require_exports  # noqa: E402
 SCRIPT = os.path.join(HERE, 'gc_churn.js')
 STRACE_EVERY_3RD = 'inject=madvise:error=EAGAIN:when=3+3'
 RATE_RATIO_MIN = 20.0
@@ -125,19 +125,7 @@ def need_prog(name):
 def check_so(so):
     if not os.path.exists(so):
         raise Failure('%s does not exist (build first)' % so)
-    try:
-        nm = subprocess.run(['nm', '-D', '--defined-only', so], capture_output=True,
-                            text=True, timeout=30)
-    except OSError as e:
-        raise Failure('cannot run nm on %s: %s' % (so, e))
-    names = {l.split()[-1] for l in nm.stdout.splitlines() if l.strip()}
-    if nm.returncode != 0 or 'malloc' not in names:
-        raise Failure('nm -D %s: status %d, %d symbols, no malloc: cannot read the exports\n%s'
-                      % (so, nm.returncode, len(names), tail(nm.stderr)))
-    missing = [n for n in ('madvise', 'mincore') if n not in names]
-    if missing:
-        raise Failure('%s does not export %s: the host shim is not built in'
-                      % (so, ', '.join(missing)))
+    require_exports(so, ('madvise', 'mincore'), ': the host shim is not built in')
 
 
 def seccomp_works(seccomp):
